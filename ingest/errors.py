@@ -1,0 +1,41 @@
+"""Typed errors for wenda. Every edge (CLI, HTTP) maps these in one table."""
+
+
+class WendaError(Exception):
+    """Base class of every error wenda raises on purpose."""
+
+
+class CorpusError(WendaError):
+    """A corpus path or article cannot be read."""
+
+
+class EmptyCorpusError(CorpusError):
+    """Nothing ingestible was found."""
+
+
+class IndexNotFoundError(WendaError):
+    """There is no index where one was expected."""
+
+
+class IndexMismatchError(WendaError):
+    """The index on disk was built with other settings (model, dimension)."""
+
+
+class IndexBusyError(WendaError):
+    """Another process holds the index write lock."""
+
+
+class BadQueryError(WendaError):
+    """The question or its parameters are unusable (empty, too long, bad k)."""
+
+
+class NotFoundError(WendaError):
+    """An article or passage id is unknown."""
+
+
+class AnswererUnavailableError(WendaError):
+    """The answerer (or its model) cannot run here."""
+
+
+class ModelUnavailableError(WendaError):
+    """The embedding model cannot be loaded here."""

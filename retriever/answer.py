@@ -1,0 +1,435 @@
+"""The extractive answerer: the sentence (and short span) that answers, with
+its citation, or an explicit refusal when the corpus does not hold the answer.
+
+No LLM. Candidate sentences come from the top passages; each is scored by
+embedding similarity to the question (works across languages), by how much
+of the question's IDF-weighted vocabulary it covers, and by whether it holds
+the kind of thing asked for (a number for 多少/how many, a date for 何时...).
+A sentence about another place than the one the question names is not an
+answer (the near-miss "广东…" against a paragraph about 湖北). The short
+answer is then cut from the best sentence.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from ingest.build import index_text
+from ingest.models import Hit, Passage
+from ingest.splitter import sentence_spans
+from ingest.tokenize import tokenize
+
+from .gazetteer import places_in_english
+from .index import IndexReader
+from .search import DenseRetriever, check_query, make_retriever, query_terms
+
+NOT_FOUND_MESSAGE = "资料中没有找到这个问题的答案。(The articles do not answer this question.)"
+
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+_ASK_DATE = re.compile(r"何时|什么时候|哪一?天|哪一?年|几月|几号|几日|日期|\bwhen\b|what (date|day|year|month)|which (date|day|year|month)", re.I)
+_ASK_NUMBER = re.compile(r"多少|几|多大|多高|多长|多重|多远|比例|比率|率是|how (many|much|large|long|high|far)|what (number|percentage|share|proportion|rate)", re.I)
+_ASK_WHO = re.compile(r"谁|哪位|什么人|叫什么名字|\bwho\b|whom", re.I)
+_ASK_PLACE = re.compile(r"哪[个座]?(?:省|市|县|区|城市|地方|村|州|国)|哪里|何地|\bwhere\b|which (province|city|county|region|village)", re.I)
+_ASK_ORG = re.compile(r"哪个?(?:部门|单位|机构|组织|企业|公司|学校|医院)|which (department|agency|organi[sz]ation|company)", re.I)
+_ASK_RATE = re.compile(r"率|比例|百分之|占比|percentage|\brate\b|proportion|share", re.I)
+_ASK_NAME = re.compile(r"什么|哪|叫|名称|\bwhat\b|\bwhich\b", re.I)
+_UNITS = sorted(
+    """个工作日 工作日 平方公里 平方米 万千瓦 千瓦时 千瓦 公里 千米 小时 分钟 人次 批次 个百分点 百分点 万人次 万人 万余人 亿元 万元 余元
+    元/年 元/月 元/人 倍 个 名 人 家 项 次 所 座 条 台 辆 户 件 元 吨 亩 米 天 年 月 日 批 张 册 场 岁 级 处 套 支 位 种 类
+    篇 期 组 % ‰ 秒 分 斤 升 克 间 栋 层 届 部 本 份 列 架 艘 只 头 株 棵 公顷 立方米 毫米 厘米""".split(),
+    key=len, reverse=True,
+)
+_UNIT_RE = "|".join(re.escape(u) for u in _UNITS)
+# Arabic figures with an optional unit, or Chinese numerals, which need a unit
+# (三万余人, 两所) so that words such as 一些 are not taken for numbers.
+_NUMBER = re.compile(
+    r"(?:约|近|超过|逾)?(?:\d+(?:[,.，]\d+)*(?:多|余)?(?:万|亿|千|百)?(?:多|余)?(?:" + _UNIT_RE + r")?"
+    r"|(?:[两三四五六七八九十]|[一二三四五六七八九十][零一二三四五六七八九十])[零一二两三四五六七八九十百千万亿]*"
+    r"(?:多|余)?(?:" + _UNIT_RE + r"))"
+)
+_DATE = re.compile(r"(?:\d{4}年)?\d{1,2}月(?:\d{1,2}日)?(?:[上中下]旬|底|初|末)?|\d{4}年(?:[上下]半年|底|初)?|今年\d{1,2}月(?:\d{1,2}日)?")
+_QUOTED = re.compile(r"[“「『《]([^”」』》]{1,30})[”」』》]")
+_CLAUSE = re.compile(r"[，,；;：:]")
+_GENERIC_PLACES = frozenset("中国 全国 全省 全区 全市 国家 城市 地方 城乡 农村 基层 社区".split())
+_PLACE_SUFFIX = re.compile(r"(?:壮族自治区|维吾尔自治区|回族自治区|自治区|自治州|自治县|特别行政区|省|市|县|区|州)$")
+_ORG_SUFFIX = re.compile(r"[\u4e00-\u9fff]{1,8}(?:厅|局|委|部|办|院|会|中心|公司|集团|银行|大学|学校|医院|团)")
+
+
+@dataclass(frozen=True)
+class AnswererSettings:
+    """Answerer knobs; the defaults were tuned on data (see eval/README.md).
+
+    Args:
+        passages: how many top passages to read sentences from.
+        min_confidence: refuse below this, for questions with Chinese in them.
+        min_confidence_crosslingual: refuse below this, for questions without
+            Chinese characters (cross-lingual similarities run lower).
+        w_dense / w_lexical / w_type / w_rank: sentence ranking weights.
+    """
+
+    passages: int = 4
+    min_confidence: float = 0.87
+    min_confidence_crosslingual: float = 0.755
+    w_dense: float = 1.0
+    w_lexical: float = 0.25
+    w_type: float = 0.04
+    w_rank: float = 0.03
+
+
+@dataclass(frozen=True)
+class Citation:
+    """Where an answer comes from: ``quote == article.text[start:end]``; the
+    short answer is ``article.text[answer_start:answer_end]``."""
+
+    passage_id: str
+    article_id: str
+    title: str
+    section: str | None
+    paragraph: int
+    start: int
+    end: int
+    quote: str
+    score: float
+    answer_start: int | None = None
+    answer_end: int | None = None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The reply to a question."""
+
+    question: str
+    answer: str
+    answerable: bool
+    confidence: float
+    citations: list[Citation] = field(default_factory=list)
+    hits: list[Hit] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.pop("hits")
+        return d
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A sentence that might answer, with the parts of its score."""
+
+    passage: Passage
+    rank: int
+    start: int  # offsets into the article
+    end: int
+    text: str
+    dense: float
+    lexical: float
+    type_match: float
+    score: float
+    entities_ok: bool
+
+
+def is_crosslingual(question: str) -> bool:
+    """True when the question has no Chinese characters."""
+    return not _CJK.search(question)
+
+
+def answer_type(question: str) -> str | None:
+    """What is asked for: date, number, who, place, org, name, or None."""
+    for kind, pattern in (("date", _ASK_DATE), ("number", _ASK_NUMBER), ("who", _ASK_WHO),
+                          ("place", _ASK_PLACE), ("org", _ASK_ORG), ("name", _ASK_NAME)):
+        if pattern.search(question):
+            return kind
+    return None
+
+
+def _typed_spans(kind: str | None, text: str) -> list[tuple[int, int]]:
+    if kind == "number":
+        # A date such as 10月 or 11月25日 is not the answer to "how many".
+        dates = [m.span() for m in _DATE.finditer(text)]
+        spans = [m.span() for m in _NUMBER.finditer(text) if not any(ds <= m.start() < de for ds, de in dates)]
+        arabic = [sp for sp in spans if text[sp[0]:sp[1]].lstrip("约近超过逾")[:1].isdigit()]
+        return arabic or spans
+    if kind == "date":
+        return [m.span() for m in _DATE.finditer(text)]
+    return []
+
+
+_pos_lock = threading.Lock()
+_pos = None
+
+
+def _posseg(text: str) -> list[tuple[str, str]]:
+    """jieba part-of-speech tags (ns place, nr person, nt organisation)."""
+    global _pos
+    with _pos_lock:
+        if _pos is None:
+            import jieba.posseg
+
+            from ingest.tokenize import _jieba
+
+            _pos = jieba.posseg.POSTokenizer(_jieba())
+        return [(w.word, w.flag) for w in _pos.cut(text)]
+
+
+def _strip_place(name: str) -> str:
+    short = _PLACE_SUFFIX.sub("", name)
+    return short if len(short) >= 2 else name
+
+
+def question_places(question: str) -> list[str]:
+    """Places a question is about (short forms: 湖北省 -> 湖北)."""
+    if is_crosslingual(question):
+        return [p for p in places_in_english(question) if p not in _GENERIC_PLACES]
+    out = []
+    for word, flag in _posseg(question):
+        if flag == "ns" and len(word) >= 2 and word not in _GENERIC_PLACES:
+            short = _strip_place(word)
+            if short not in out:
+                out.append(short)
+    return out
+
+
+class ExtractiveAnswerer:
+    """Answers from the index without an LLM.
+
+    Args:
+        index: the open index.
+        mode: retrieval mode for finding passages (hybrid by default).
+        settings: answerer knobs.
+    """
+
+    def __init__(self, index: IndexReader, *, mode: str = "hybrid", settings: AnswererSettings | None = None,
+                 rrf_k: int = 60, candidates: int = 50) -> None:
+        self.index = index
+        self.settings = settings or AnswererSettings()
+        self.retriever = make_retriever(index, mode, rrf_k=rrf_k, candidates=candidates)
+        self.dense = DenseRetriever(index)
+        self._idf_cache: dict[str, float] = {}
+
+    # ---- scoring parts ------------------------------------------------------
+    def idf(self, term: str) -> float:
+        """Inverse document frequency from the BM25 index (BM25's own formula)."""
+        value = self._idf_cache.get(term)
+        if value is not None:
+            return value
+        n = max(self.index.passage_count, 1)
+        df = 0
+        loaded = self.index.bm25
+        if loaded is not None:
+            model, _ = loaded
+            tid = model.vocab_dict.get(term)
+            if tid is not None:
+                indptr = model.scores["indptr"]
+                df = int(indptr[tid + 1] - indptr[tid])
+        value = math.log(1 + (n - df + 0.5) / (df + 0.5))
+        self._idf_cache[term] = value
+        return value
+
+    def coverage(self, q_terms: list[str], text: str, context: str = "") -> float:
+        """Share of the question's IDF mass found in ``text``; words found only
+        in ``context`` (the section heading or title) count half."""
+        if not q_terms:
+            return 0.0
+        total = got = 0.0
+        for t in set(q_terms):
+            w = self.idf(t)
+            total += w
+            if t in text:
+                got += w
+            elif t in context:
+                got += 0.5 * w
+        return got / total if total else 0.0
+
+    @staticmethod
+    def _context(p: Passage) -> str:
+        return p.section or p.title
+
+    def candidates(self, question: str, qvec: np.ndarray, passages: list[Passage]) -> list[Candidate]:
+        """Every sentence of ``passages``, best first."""
+        kind = answer_type(question)
+        q_terms = query_terms(question)
+        places = question_places(question)
+        spans = []
+        for rank, p in enumerate(passages):
+            for s, e in sentence_spans(p.text):
+                spans.append((rank, p, p.start + s, p.start + e, p.text[s:e]))
+        if not spans:
+            return []
+        texts = [index_text(Passage(p.passage_id, p.article_id, p.title, p.section, p.paragraph, p.part, s, e, t))
+                 for _, p, s, e, t in spans]
+        dense = self.index.embedder.embed_passages(texts) @ qvec
+        st = self.settings
+        out = []
+        for (rank, p, s, e, t), d in zip(spans, dense):
+            context = self._context(p)
+            lex = self.coverage(q_terms, t, context)
+            typed = 1.0 if _typed_spans(kind, t) else 0.0
+            found = [pl in p.text or pl in context for pl in places]
+            # One named place must be there; of several (a comparison), one suffices.
+            ok = all(found) if len(found) <= 1 else any(found)
+            score = st.w_dense * float(d) + st.w_lexical * lex + st.w_type * typed + st.w_rank / (rank + 1)
+            out.append(Candidate(p, rank, s, e, t, float(d), lex, typed, score, ok))
+        return sorted(out, key=lambda c: -c.score)
+
+    # ---- the short answer -----------------------------------------------------
+    def _term_spans(self, question: str, text: str) -> list[tuple[int, int]]:
+        out = []
+        for t in set(query_terms(question)):
+            start = text.find(t)
+            while start >= 0:
+                out.append((start, start + len(t)))
+                start = text.find(t, start + 1)
+        return out
+
+    @staticmethod
+    def _distance(span: tuple[int, int], anchors: list[tuple[int, int]]) -> float:
+        """How far a candidate span is from the question's words in the
+        sentence; an answer usually follows them (配备…医生4777人)."""
+        s, e = span
+        best = math.inf
+        for ts, te in anchors:
+            if s >= te:
+                best = min(best, s - te)
+            elif ts >= e:
+                best = min(best, 1.5 * (ts - e) + 2)
+        return best
+
+    def _common(self, phrase: str) -> bool:
+        """A phrase in a large share of passages (a slogan such as
+        我为群众办实事) says nothing specific, so it is not an answer."""
+        terms = tokenize(phrase)
+        n = max(self.index.passage_count, 1)
+        return bool(terms) and n >= 10 and min(self.idf(t) for t in terms) < math.log(1 + (n * 0.85 + 0.5) / (n * 0.15 + 0.5))
+
+    def _pick(self, question: str, text: str, spans: list[tuple[int, int]]) -> tuple[int, int] | None:
+        """The span nearest the question's words in the sentence, preferring
+        the measure word asked for (多少家 -> …家)."""
+        spans = [(s, e) for s, e in spans if e > s and text[s:e] not in question and not self._common(text[s:e])]
+        if not spans:
+            return None
+        anchors = self._term_spans(question, text)
+        if not anchors:
+            return None
+        unit = re.search(r"(?:多少|几)([\u4e00-\u9fff]{1,2})", question)
+
+        def cost(span):
+            # Ties go to the later figure: 由3650元提高至5000元 asks for the second.
+            c = self._distance(span, anchors) - span[0] * 1e-4
+            if unit and (unit.group(1) in text[span[0]:span[1]] or unit.group(1)[0] in text[span[0]:span[1]]):
+                c -= 3
+            return c
+
+        return min(spans, key=cost)
+
+    def _pick_by_context(self, qvec: np.ndarray, text: str, spans: list[tuple[int, int]]) -> tuple[int, int]:
+        """With no question words in the sentence (an English question), the
+        figure whose left context (clause start to figure end: in Chinese the
+        thing counted comes before the count) is most similar to the question."""
+        if len(spans) == 1:
+            return spans[0]
+        windows = []
+        for s, e in spans:
+            cut = max((m.end() for m in _CLAUSE.finditer(text, 0, s)), default=0)
+            windows.append(text[cut:e])
+        sims = self.index.embedder.embed_passages(windows) @ qvec
+        return spans[int(np.argmax(sims))]
+
+    def short_span(self, question: str, qvec: np.ndarray, cand: Candidate) -> tuple[int, int]:
+        """The short answer inside a sentence, as offsets into the sentence."""
+        text = cand.text
+        kind = answer_type(question)
+        picked = None
+        if kind in ("number", "date"):
+            spans = _typed_spans(kind, text)
+            if kind == "number" and _ASK_RATE.search(question):
+                spans = [sp for sp in spans if text[sp[1] - 1] in "%‰成"] or spans
+            picked = self._pick(question, text, spans)
+            if picked is None and spans:
+                picked = self._pick_by_context(qvec, text, spans)
+        elif kind in ("who", "place", "org"):
+            flag = {"who": "nr", "place": "ns", "org": "nt"}[kind]
+            spans, pos = [], 0
+            for word, f in _posseg(text):
+                if f == flag and len(word) >= 2:
+                    spans.append((pos, pos + len(word)))
+                pos += len(word)
+            if kind == "org":
+                spans += [m.span() for m in _ORG_SUFFIX.finditer(text)]
+            picked = self._pick(question, text, spans)
+        if picked is None and kind in ("name", "org", "place", "who"):
+            picked = self._pick(question, text, [m.span(1) for m in _QUOTED.finditer(text)])
+        if picked is not None:
+            return picked
+        return self._best_clause(question, qvec, cand)
+
+    def _best_clause(self, question: str, qvec: np.ndarray, cand: Candidate,
+                     typed: str | None = None) -> tuple[int, int]:
+        text = cand.text
+        clauses, pos = [], 0
+        for m in _CLAUSE.finditer(text):
+            if text[pos:m.start()].strip():
+                clauses.append((pos, m.start()))
+            pos = m.end()
+        if text[pos:].strip():
+            clauses.append((pos, len(text)))
+        if typed:
+            clauses = [c for c in clauses if _typed_spans(typed, text[c[0]:c[1]])] or clauses
+        if len(clauses) <= 1:
+            s, e = 0, len(text)
+        else:
+            prefix = self._context(cand.passage)[:40] + "\n"
+            vecs = self.index.embedder.embed_passages([prefix + text[s:e] for s, e in clauses])
+            q_terms = query_terms(question)
+            scores = vecs @ qvec + 0.25 * np.array([self.coverage(q_terms, text[s:e]) for s, e in clauses])
+            s, e = clauses[int(np.argmax(scores))]
+        while s < e and text[s] in " \u3000“”\"'（(——":
+            s += 1
+        while e > s and text[e - 1] in " \u3000。！？!?.…；;”":
+            e -= 1
+        return s, e
+
+    # ---- the public call ----------------------------------------------------
+    def threshold(self, question: str) -> float:
+        st = self.settings
+        return st.min_confidence_crosslingual if is_crosslingual(question) else st.min_confidence
+
+    def ask(self, question: str, *, k: int = 5) -> Answer:
+        """Answer a question with a citation, or refuse.
+
+        Args:
+            question: the question (Chinese or English).
+            k: how many retrieval hits to return with the answer.
+
+        Returns:
+            An ``Answer``. ``answerable`` is false (a short notice, no
+            citations) when no sentence is about the places the question
+            names, or the best one's similarity is under the threshold.
+
+        Raises:
+            BadQueryError: empty or overlong question, bad k.
+        """
+        question, k = check_query(question, k)
+        pairs = self.retriever.search_passages(question, max(k, self.settings.passages))
+        hits = [h for h, _ in pairs][:k]
+        qvec = self.dense.query_vector(question)
+        cands = self.candidates(question, qvec, [p for _, p in pairs[: self.settings.passages]])
+        cands = [c for c in cands if c.entities_ok]
+        if not cands:
+            return Answer(question, NOT_FOUND_MESSAGE, False, 0.0, [], hits)
+        best = cands[0]
+        confidence = round(best.dense, 4)
+        kind = answer_type(question)
+        if kind in ("number", "date") and not best.type_match:
+            # "How many" answered by a sentence with no figure in it is no answer.
+            return Answer(question, NOT_FOUND_MESSAGE, False, confidence, [], hits)
+        if confidence < self.threshold(question):
+            return Answer(question, NOT_FOUND_MESSAGE, False, confidence, [], hits)
+        a_s, a_e = self.short_span(question, qvec, best)
+        p = best.passage
+        citation = Citation(p.passage_id, p.article_id, p.title, p.section, p.paragraph, best.start, best.end,
+                            best.text, round(best.score, 4), best.start + a_s, best.start + a_e)
+        return Answer(question, best.text[a_s:a_e], True, confidence, [citation], hits)

@@ -1,0 +1,158 @@
+"""Dense (FAISS), BM25 (bm25s over jieba terms) and hybrid (RRF) retrieval.
+
+Every retriever has ``search(query, k) -> list[Hit]``, best first, and
+``search_passages(query, k)`` which also returns the passages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ingest.errors import BadQueryError
+from ingest.models import Hit, Passage
+from ingest.tokenize import tokenize
+
+from .gazetteer import places_in_english
+from .index import IndexReader
+
+MAX_K = 1000
+DEFAULT_RRF_K = 60  # Cormack, Clarke & Buettcher (SIGIR 2009), "Reciprocal Rank Fusion..."
+DEFAULT_CANDIDATES = 50
+MAX_QUERY_CHARS = 2000
+
+
+def check_query(query: object, k: object) -> tuple[str, int]:
+    """Validate a query and k; returns the stripped query.
+
+    Raises:
+        BadQueryError: empty or overlong query, k not a positive integer.
+    """
+    if not isinstance(query, str) or not query.strip():
+        raise BadQueryError("The question is empty; type a question.")
+    if len(query) > MAX_QUERY_CHARS:
+        raise BadQueryError(f"The question is {len(query)} characters; the limit is {MAX_QUERY_CHARS}.")
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise BadQueryError(f"k must be a positive integer (got {k!r}).")
+    return query.strip(), min(k, MAX_K)
+
+
+def query_terms(query: str) -> list[str]:
+    """BM25 terms of a query; English place names add their Chinese names."""
+    return tokenize(query) + places_in_english(query)
+
+
+class _Base:
+    source = "?"
+
+    def __init__(self, index: IndexReader) -> None:
+        self.index = index
+
+    def _rowids(self, query: str, n: int) -> list[tuple[int, float]]:
+        raise NotImplementedError
+
+    def search_passages(self, query: str, k: int = 10) -> list[tuple[Hit, Passage]]:
+        """Top ``k`` hits with their passages, best first. ``k`` is clamped to
+        the number of passages.
+
+        Raises:
+            BadQueryError: empty or overlong query, bad k.
+        """
+        query, k = check_query(query, k)
+        k = min(k, self.index.passage_count)
+        if k == 0:
+            return []
+        scored = self._rowids(query, k)[:k]
+        passages = self.index.passages([r for r, _ in scored])
+        return [(Hit(passages[r].passage_id, float(s), self.source), passages[r]) for r, s in scored if r in passages]
+
+    def search(self, query: str, k: int = 10) -> list[Hit]:
+        """Top ``k`` hits, best first (see ``search_passages``)."""
+        return [hit for hit, _ in self.search_passages(query, k)]
+
+
+class DenseRetriever(_Base):
+    """Cosine similarity of the query embedding to passage embeddings (FAISS)."""
+
+    source = "dense"
+
+    def query_vector(self, query: str) -> np.ndarray:
+        return self.index.embedder.embed_queries([query])[0]
+
+    def _rowids(self, query: str, n: int) -> list[tuple[int, float]]:
+        vec = self.query_vector(query).reshape(1, -1)
+        scores, ids = self.index.faiss_index.search(vec, n)
+        # FAISS pads with id -1 when it has fewer than n results.
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+
+
+class Bm25Retriever(_Base):
+    """BM25 (Lucene variant, via bm25s) over jieba search-mode terms."""
+
+    source = "bm25"
+
+    def _rowids(self, query: str, n: int) -> list[tuple[int, float]]:
+        loaded = self.index.bm25
+        if loaded is None:
+            return []
+        model, ids = loaded
+        terms = [t for t in query_terms(query) if t in model.vocab_dict]
+        if not terms:
+            return []
+        docs, scores = model.retrieve([terms], k=min(n, len(ids)), show_progress=False, n_threads=0)
+        return [(int(ids[d]), float(s)) for d, s in zip(docs[0], scores[0]) if s > 0]
+
+
+def rrf(rankings: Sequence[Sequence[int]], *, k: int = DEFAULT_RRF_K) -> list[tuple[int, float]]:
+    """Reciprocal rank fusion: score(d) = sum over rankings of 1 / (k + rank(d)),
+    rank starting at 1 (Cormack et al. 2009). Ties keep first-seen order."""
+    scores: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, doc in enumerate(ranking, start=1):
+            scores[doc] = scores.get(doc, 0.0) + 1.0 / (k + rank)
+    return sorted(scores.items(), key=lambda kv: -kv[1])
+
+
+class HybridRetriever(_Base):
+    """Dense and BM25 candidates fused with reciprocal rank fusion.
+
+    Args:
+        rrf_k: the RRF constant (60 in the original paper).
+        candidates: how many hits each retriever contributes before fusion.
+    """
+
+    source = "hybrid"
+
+    def __init__(self, index: IndexReader, *, rrf_k: int = DEFAULT_RRF_K,
+                 candidates: int = DEFAULT_CANDIDATES) -> None:
+        super().__init__(index)
+        self.dense = DenseRetriever(index)
+        self.bm25 = Bm25Retriever(index)
+        self.rrf_k = rrf_k
+        self.candidates = candidates
+
+    def _rowids(self, query: str, n: int) -> list[tuple[int, float]]:
+        m = min(max(n, self.candidates), self.index.passage_count)
+        dense = [r for r, _ in self.dense._rowids(query, m)]
+        sparse = [r for r, _ in self.bm25._rowids(query, m)]
+        return rrf([dense, sparse], k=self.rrf_k)
+
+
+MODES = ("hybrid", "dense", "bm25")
+
+
+def make_retriever(index: IndexReader, mode: str = "hybrid", *, rrf_k: int = DEFAULT_RRF_K,
+                   candidates: int = DEFAULT_CANDIDATES) -> _Base:
+    """The retriever for a mode name.
+
+    Raises:
+        BadQueryError: unknown mode.
+    """
+    if mode == "hybrid":
+        return HybridRetriever(index, rrf_k=rrf_k, candidates=candidates)
+    if mode == "dense":
+        return DenseRetriever(index)
+    if mode == "bm25":
+        return Bm25Retriever(index)
+    raise BadQueryError(f"mode must be one of {', '.join(MODES)} (got {mode!r}).")

