@@ -107,14 +107,29 @@ class SentenceTransformerEmbedder:
             raise ModelUnavailableError(
                 "sentence-transformers is not installed; pip install torch==2.13.0 'wenda[st]'"
             ) from exc
+        path = model
+        if not os.path.isdir(model):
+            # Only a model already in the local hub cache; never a download
+            # (which would hang on retries on a machine without internet).
+            try:
+                from huggingface_hub import snapshot_download
+
+                path = snapshot_download(model, local_files_only=True)
+            except Exception as exc:  # noqa: BLE001 - any failure means it is not here
+                raise ModelUnavailableError(
+                    f"cannot load sentence-transformers model {model!r}: not a local folder and not in the "
+                    "local model cache; give a local model folder in WENDA_EMBED_MODEL"
+                ) from exc
         try:
-            self._model = SentenceTransformer(model, device=device)
+            self._model = SentenceTransformer(path, device=device)
         except Exception as exc:  # noqa: BLE001 - any load failure means the model is unusable
             raise ModelUnavailableError(
-                f"cannot load sentence-transformers model {model!r} ({type(exc).__name__}); "
+                f"cannot load sentence-transformers model {model!r} ({type(exc).__name__}: {exc}); "
                 "give a local model folder in WENDA_EMBED_MODEL"
             ) from exc
-        self.dim = int(self._model.get_sentence_embedding_dimension())
+        get_dim = getattr(self._model, "get_embedding_dimension", None) or \
+            self._model.get_sentence_embedding_dimension
+        self.dim = int(get_dim())
         self.model_id = f"st:{Path(model).name if os.path.isdir(model) else model}"
         self.query_prefix = query_prefix
         self.passage_prefix = passage_prefix
@@ -269,6 +284,7 @@ def load_embedder(model: str = DEFAULT_MODEL, *, threads: int = 2) -> Embedder:
     Raises:
         ModelUnavailableError: the model cannot be loaded here.
     """
+    model = str(model)
     if model == DEFAULT_MODEL:
         return E5Embedder(threads=threads)
     if model.startswith(HASH_MODEL_PREFIX):
@@ -281,6 +297,7 @@ def load_embedder(model: str = DEFAULT_MODEL, *, threads: int = 2) -> Embedder:
 
 def model_id_for(model: str) -> str:
     """The ``model_id`` that ``load_embedder(model)`` will report, without loading it."""
+    model = str(model)
     if model == DEFAULT_MODEL or model.startswith(HASH_MODEL_PREFIX):
         return model
     return f"st:{Path(model).name if os.path.isdir(model) else model}"

@@ -105,6 +105,8 @@ def article_from_text(article_id: str, text: str, *, path: str | None = None, ti
         if len(spans) < 2:
             raise CorpusError("no paragraphs after the title")
     title = title.strip()
+    if len(spans) < 2 and first == title:
+        raise CorpusError("no paragraphs after the title")
     return Article(article_id, title, text, date=date, source=source, url=url, path=path)
 
 

@@ -21,7 +21,7 @@ _SENTENCE_END = re.compile(r"[。！？；!?;…]+[”’」』）)\"']*|\.(?=\s
 _CLAUSE_END = re.compile(r"[，、,：:]")
 _CLOSERS = "”’」』）)\"'"
 _FINAL_PUNCT = "。！？；!?;….．"
-_MD_HEADING = re.compile(r"^#{1,6}\s*")
+_MD_HEADING = re.compile(r"^#{1,6}(?:[ \t\u3000]+|$)")
 
 DEFAULT_MAX_CHARS = 400
 DEFAULT_HEADING_MAX_CHARS = 30
@@ -149,9 +149,12 @@ def _pieces(text: str, start: int, end: int, max_chars: int) -> list[tuple[int, 
             for m in _CLAUSE_END.finditer(text, s, s + max_chars):
                 cut = m.end()
             cut = cut if cut and cut > s else s + max_chars
-            out.append((s, cut))
-            s = cut
-        out.append((s, e))
+            ps, pe = _trim(text, s, cut)
+            if pe > ps:
+                out.append((ps, pe))
+            s, e = _trim(text, cut, e)
+        if e > s:
+            out.append((s, e))
     return out
 
 

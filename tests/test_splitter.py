@@ -227,8 +227,7 @@ def test_paragraphs_and_passages_are_exact_bounded_trimmed_slices(g):
 @settings(max_examples=200, deadline=None)
 @given(articles(spaces_in_long_sentences=True))
 def test_passages_stay_exact_slices_when_long_sentences_hold_spaces(g):
-    # Edge whitespace is not asserted here: see the xfail test below.
-    _check_passages(g, strict_edges=False)
+    _check_passages(g, strict_edges=True)
 
 
 @settings(max_examples=200, deadline=None)
@@ -245,7 +244,6 @@ def test_empty_text_gives_nothing():
     assert split_article(Article("e", "标题", "")) == []
 
 
-@pytest.mark.xfail(strict=True, reason="bug: _pieces does not trim pieces cut inside an over-long sentence")
 @pytest.mark.parametrize(
     "para",
     [
@@ -413,3 +411,11 @@ def test_seed_paragraph_four_split_at_120_chars(seed):
     assert "4777人" in parts[0].text
     assert parts[0].text.endswith("并从高中毕业生中录取1538人作为大学生村医进行定向培养；")
     assert parts[1].text == "建成5家县（市）三甲医院，将村卫生室运行经费补助标准由3650元/年提高至5000元/年。"
+
+
+def test_hashtag_paragraph_is_not_a_markdown_heading():
+    art = Article("h", "T", "T\n\n#我为群众办实事#活动在全省展开，各地积极响应。\n\n下一段。")
+    first, second = split_paragraphs(art)
+    assert first.text == "#我为群众办实事#活动在全省展开，各地积极响应。"
+    assert first.is_heading is False
+    assert second.section is None
