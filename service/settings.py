@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     min_confidence_crosslingual: float = Field(0.755, ge=0, le=1,
                                                description="Refusal threshold for questions without Chinese.")
     max_question_chars: int = Field(1000, ge=1, le=2000, description="Longest question accepted.")
+    data_dir: Path = Field(BUNDLED_CORPUS.parent.parent / "shared" / "data",
+                           description="Public QA sets (CMRC 2018, DRCD) for 'wenda eval --dataset'.")
+    eval_cache_dir: Path = Field(Path(".wenda/eval"), description="Cached benchmark indexes and vectors.")
     host: str = Field("127.0.0.1", description="HTTP host for 'wenda serve'.")
     port: int = Field(8000, ge=1, le=65535, description="HTTP port for 'wenda serve'.")
     api_key: SecretStr | None = Field(None, description="Bearer key required by write endpoints when set.")

@@ -75,6 +75,7 @@ def test_throughput_figures(run):
     assert raw["threads"] == 1 and raw["OMP_NUM_THREADS"] == "1" and raw["passages"] == 3
     assert len(raw["runs_s"]) == bench.RAW_RUNS
     assert raw["passages_per_s"] > 0 and raw["chars_per_s"] > 0
+    assert raw["other_cpu_load"] >= 0 and raw["steal_load"] >= 0
     ing = result["ingest"]
     assert ing["threads"] == bench.DEFAULT_THREADS and ing["passages_embedded"] == 3
     assert ing["passages_per_s"] > 0 and ing["raw_passages_per_s"] > 0 and ing["ratio_ingest_to_raw"] > 0

@@ -1,0 +1,178 @@
+"""Evaluation sets: wenda's seed set (JSONL) and SQuAD-format public sets
+(CMRC 2018, DRCD), read from ../shared/data (never copied into the repo)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ingest.errors import CorpusError
+from ingest.models import Article
+
+REPO = Path(__file__).resolve().parent.parent
+SEED_SET = REPO / "eval" / "seed.jsonl"
+DEFAULT_DATA_DIR = REPO.parent / "shared" / "data"
+
+DATASET_FILES = {
+    "cmrc2018-trial": ["cmrc2018/cmrc2018_trial.json"],
+    "cmrc2018-dev": ["cmrc2018/cmrc2018_dev.json"],
+    "drcd-dev": ["drcd/DRCD_dev.json"],
+}
+# The harder pool: CMRC dev questions against CMRC dev + trial + DRCD contexts.
+POOL = {"questions": "cmrc2018/cmrc2018_dev.json",
+        "contexts": ["cmrc2018/cmrc2018_dev.json", "cmrc2018/cmrc2018_trial.json", "drcd/DRCD_dev.json"]}
+DATASETS = ("seed", *DATASET_FILES, "pool")
+
+
+@dataclass(frozen=True)
+class EvalQuestion:
+    """One question: gold ids are paragraph keys ``article:paragraph`` or whole
+    article ids; ``answers`` are accepted strings."""
+
+    qid: str
+    question: str
+    answerable: bool
+    gold: tuple[str, ...]
+    answers: tuple[str, ...]
+    kind: str = ""
+    split: str = ""
+    lang: str = "zh"
+
+
+@dataclass
+class EvalSet:
+    """Questions, and the articles to index (None: use the default index)."""
+
+    name: str
+    questions: list[EvalQuestion]
+    articles: list[Article] | None = None
+    fingerprint: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+def load_seed(path: str | Path = SEED_SET) -> EvalSet:
+    """The seed set: JSONL with question, gold_passages, answers, answerable,
+    kind, split, lang (see eval/README.md).
+
+    Raises:
+        CorpusError: unreadable file or a line without the required fields.
+    """
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise CorpusError(f"Cannot read eval set {path}: {exc.strerror or exc}") from exc
+    questions = []
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+            questions.append(EvalQuestion(
+                qid=str(obj.get("id", n)), question=obj["question"], answerable=bool(obj.get("answerable", True)),
+                gold=tuple(obj.get("gold_passages", [])), answers=tuple(obj.get("answers", [])),
+                kind=obj.get("kind", ""), split=obj.get("split", ""), lang=obj.get("lang", "zh"),
+            ))
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise CorpusError(f"{path}:{n}: not an eval question ({exc}); see eval/README.md for the format") from None
+    return EvalSet(path.stem, questions, None, _file_hash(path))
+
+
+def _file_hash(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def _read_squad(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CorpusError(
+            f"No data file at {path}. Put ../shared/data beside the checkout or set WENDA_DATA_DIR."
+        ) from None
+
+
+def squad_articles(data: dict) -> list[Article]:
+    """Each context becomes an article (id = the paragraph id, title = the
+    Wikipedia title)."""
+    out = []
+    for art in data["data"]:
+        for para in art["paragraphs"]:
+            out.append(Article(str(para["id"]), art.get("title", "").strip() or str(para["id"]), para["context"]))
+    return out
+
+
+def _gold_answers(context: str, answers: list[dict]) -> tuple[str, ...]:
+    """Answer texts, first one first; offsets are not trusted (some CMRC ones
+    were counted in UTF-16 units), only that the text occurs in the context."""
+    out = []
+    for a in answers:
+        text = str(a.get("text", "")).strip()
+        if text and text in context and text not in out:
+            out.append(text)
+    return tuple(out)
+
+
+def squad_questions(data: dict) -> list[EvalQuestion]:
+    out = []
+    for art in data["data"]:
+        for para in art["paragraphs"]:
+            for qa in para["qas"]:
+                answers = _gold_answers(para["context"], qa.get("answers", []))
+                if answers:
+                    out.append(EvalQuestion(str(qa["id"]), qa["question"], True, (str(para["id"]),), answers))
+    return out
+
+
+def load_public(name: str, data_dir: str | Path = DEFAULT_DATA_DIR, *, limit: int | None = None,
+                holdout: float = 0.0, seed: int = 13) -> EvalSet:
+    """A public benchmark as an EvalSet.
+
+    Args:
+        name: cmrc2018-trial, cmrc2018-dev, drcd-dev or pool.
+        data_dir: the folder holding cmrc2018/ and drcd/.
+        limit: ask only the first ``limit`` questions (contexts stay whole,
+            except that a slice also drops contexts no asked question needs
+            when ``name`` is not the pool, to keep CI fast).
+        holdout: share of contexts removed from the index; their questions
+            become unanswerable (the abstention test on data with no
+            unanswerable questions).
+        seed: the sample of held-out contexts.
+
+    Raises:
+        CorpusError: unknown name or missing data file.
+    """
+    data_dir = Path(data_dir)
+    if name == "pool":
+        qfile, cfiles = POOL["questions"], POOL["contexts"]
+    elif name in DATASET_FILES:
+        qfile, cfiles = DATASET_FILES[name][0], DATASET_FILES[name]
+    else:
+        raise CorpusError(f"Unknown dataset {name!r}; choose one of {', '.join(DATASETS)}.")
+    qdata = _read_squad(data_dir / qfile)
+    questions = squad_questions(qdata)
+    articles: list[Article] = []
+    hashes = []
+    for f in cfiles:
+        data = qdata if f == qfile else _read_squad(data_dir / f)
+        articles += squad_articles(data)
+        hashes.append(_file_hash(data_dir / f))
+    if limit is not None:
+        questions = questions[:limit]
+        if name != "pool":
+            needed = {g for q in questions for g in q.gold}
+            articles = [a for a in articles if a.article_id in needed]
+    notes = []
+    if holdout > 0:
+        rng = random.Random(seed)
+        ids = sorted({q.gold[0] for q in questions})
+        removed = set(rng.sample(ids, max(1, round(len(ids) * holdout))))
+        articles = [a for a in articles if a.article_id not in removed]
+        questions = [EvalQuestion(q.qid, q.question, False, (), (), "heldout", q.split, q.lang)
+                     if q.gold[0] in removed else q for q in questions]
+        notes.append(f"{len(removed)} contexts held out; their questions are unanswerable")
+    fp = hashlib.sha256(json.dumps([hashes, limit, holdout, seed]).encode()).hexdigest()[:16]
+    suffix = f"-holdout{holdout:g}" if holdout else ""
+    return EvalSet(f"{name}{suffix}", questions, articles, fp, notes)
