@@ -121,7 +121,7 @@ def squad_questions(data: dict) -> list[EvalQuestion]:
         for para in art["paragraphs"]:
             for qa in para["qas"]:
                 answers = _gold_answers(para["context"], qa.get("answers", []))
-                if answers:
+                if answers and str(qa.get("question", "")).strip():
                     out.append(EvalQuestion(str(qa["id"]), qa["question"], True, (str(para["id"]),), answers))
     return out
 
@@ -153,6 +153,7 @@ def load_public(name: str, data_dir: str | Path = DEFAULT_DATA_DIR, *, limit: in
         raise CorpusError(f"Unknown dataset {name!r}; choose one of {', '.join(DATASETS)}.")
     qdata = _read_squad(data_dir / qfile)
     questions = squad_questions(qdata)
+    total = sum(len(p["qas"]) for a in qdata["data"] for p in a["paragraphs"])
     articles: list[Article] = []
     hashes = []
     for f in cfiles:
@@ -165,6 +166,9 @@ def load_public(name: str, data_dir: str | Path = DEFAULT_DATA_DIR, *, limit: in
             needed = {g for q in questions for g in q.gold}
             articles = [a for a in articles if a.article_id in needed]
     notes = []
+    if total != len(squad_questions(qdata)):
+        notes.append(f"{total - len(squad_questions(qdata))} questions skipped: empty question or no answer text "
+                     "found in the context")
     if holdout > 0:
         rng = random.Random(seed)
         ids = sorted({q.gold[0] for q in questions})

@@ -126,7 +126,8 @@ def write_outputs(result: dict, out_dir: Path, stem: str) -> dict[str, Path]:
 
 
 def check_fail_under(result: dict, rules: list[str]) -> list[str]:
-    """``METRIC=VALUE`` or ``MODE.METRIC=VALUE`` (mode defaults to hybrid);
+    """``METRIC=VALUE`` or ``MODE.METRIC=VALUE`` (mode defaults to the first
+    mode run, hybrid unless ``--modes`` says otherwise);
     returns the failures as messages.
 
     Raises:
@@ -138,7 +139,7 @@ def check_fail_under(result: dict, rules: list[str]) -> list[str]:
         if not sep:
             raise ValueError(f"--fail-under wants METRIC=VALUE (got {rule!r})")
         mode, dot, metric = name.rpartition(".")
-        mode = mode if dot else "hybrid"
+        mode = mode if dot else next(iter(result["modes"]))
         cols = _columns(result)
         if mode not in cols or metric not in cols[mode]:
             raise ValueError(f"--fail-under: no metric {metric!r} for mode {mode!r}")

@@ -14,7 +14,8 @@ from pathlib import Path
 from ingest import layout
 from ingest.build import IndexSettings, update_index
 from ingest.embedder import CachedEmbedder, Embedder, EmbeddingCache
-from retriever.answer import AnswererSettings, ExtractiveAnswerer, is_crosslingual
+from ingest.errors import BadQueryError
+from retriever.answer import Answer, AnswererSettings, ExtractiveAnswerer, is_crosslingual
 from retriever.index import IndexReader
 
 from . import metrics
@@ -78,7 +79,10 @@ def build_eval_index(evalset: EvalSet, cache_root: Path, embedder: Embedder, *, 
 def _one(answerer: ExtractiveAnswerer, reader: IndexReader, q: EvalQuestion, mode: str,
          settings: AnswererSettings) -> QuestionResult:
     t0 = time.perf_counter()
-    ans = answerer.ask(q.question, k=10)
+    try:
+        ans = answerer.ask(q.question, k=10)
+    except BadQueryError:
+        ans = Answer(q.question, "", False, 0.0, [], [])
     latency = (time.perf_counter() - t0) * 1000
     ranked = metrics.dedupe([_key(h.passage_id, q.gold) for h in ans.hits])
     threshold = settings.min_confidence_crosslingual if is_crosslingual(q.question) else settings.min_confidence

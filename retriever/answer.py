@@ -38,9 +38,10 @@ _ASK_PLACE = re.compile(r"哪[个座]?(?:省|市|县|区|城市|地方|村|州|�
 _ASK_ORG = re.compile(r"哪个?(?:部门|单位|机构|组织|企业|公司|学校|医院)|which (department|agency|organi[sz]ation|company)", re.I)
 _ASK_RATE = re.compile(r"率|比例|百分之|占比|percentage|\brate\b|proportion|share", re.I)
 _ASK_MONEY = re.compile(r"票价|价格|多少钱|金额|投资|资金|收入|工资|费用|补助|补贴|花费|成本|price|cost|fare|invest|fund|yuan", re.I)
+_ASK_NAMING = re.compile(r"叫什么|名称|名字|称为|称号|简称|原名|全称|别称|别名|叫做|命名|\bname\b|\bcalled\b", re.I)
 _ASK_NAME = re.compile(r"什么|哪|叫|名称|\bwhat\b|\bwhich\b", re.I)
 _UNITS = sorted(
-    """个工作日 工作日 兆瓦 千瓦时 平方公里 平方米 万千瓦 千瓦时 千瓦 公里 千米 小时 分钟 人次 批次 个百分点 百分点 万人次 万人 万余人 亿元 万元 余元
+    """个工作日 工作日 公尺 公分 公斤 公顷 英里 英尺 兆瓦 千瓦时 平方公里 平方米 万千瓦 千瓦时 千瓦 公里 千米 小时 分钟 人次 批次 个百分点 百分点 万人次 万人 万余人 亿元 万元 余元
     元/年 元/月 元/人 倍 个 名 人 家 项 次 所 座 条 台 辆 户 件 元 吨 亩 米 天 年 月 日 批 张 册 场 岁 级 处 套 支 位 种 类
     篇 期 组 % ‰ 秒 分 斤 升 克 间 栋 层 届 部 本 份 列 架 艘 只 头 株 棵 公顷 立方米 毫米 厘米""".split(),
     key=len, reverse=True,
@@ -56,6 +57,11 @@ _NUMBER = re.compile(
 _DATE = re.compile(r"(?:\d{4}年)?\d{1,2}月(?:\d{1,2}日)?(?:[上中下]旬|底|初|末)?|\d{4}年(?:[上下]半年|底|初)?|今年\d{1,2}月(?:\d{1,2}日)?")
 _QUOTED = re.compile(r"[“「『《]([^”」』》]{1,30})[”」』》]")
 _CLAUSE = re.compile(r"[，,；;：:]")
+# Questions whose answer is a statement, not a name or a figure: the sentence is the answer.
+_ASK_EXPLAIN = re.compile(r"为什么|为何|如何|怎样|怎么|什么是|是什么意思|指什么|定义|区别|哪些方面|作用是|意义|寓意|原因|\bwhy\b|\bhow\b(?! (many|much|long|large|high|far|old))", re.I)
+# The question word whose place in the question marks where the answer sits.
+_WH = re.compile(r"为什么|什么时候|什么|哪一?[两三四五六七八九十几]?[个位种年天家部条座所项国些样里儿类名支只首本届场]?|谁|多少|几[个位种年天家部条座所项名岁次]?|何[时地种人处]")
+_SLOT_STOP = "，。；！？,;!?"
 _GENERIC_PLACES = frozenset("中国 全国 全省 全区 全市 国家 城市 地方 城乡 农村 基层 社区".split())
 _PLACE_SUFFIX = re.compile(r"(?:壮族自治区|维吾尔自治区|回族自治区|自治区|自治州|自治县|特别行政区|省|市|县|区|州)$")
 _ORG_SUFFIX = re.compile(r"[\u4e00-\u9fff]{1,8}(?:厅|局|委|部|办|院|会|中心|公司|集团|银行|大学|学校|医院|团)")
@@ -67,6 +73,9 @@ class AnswererSettings:
 
     Args:
         passages: how many top passages to read sentences from.
+        dense_sentences: how many of their sentences (those sharing most words
+            with the question) are compared by embedding; all for questions
+            without Chinese.
         min_confidence: refuse below this, for questions with Chinese in them.
         min_confidence_crosslingual: refuse below this, for questions without
             Chinese characters (cross-lingual similarities run lower).
@@ -74,6 +83,7 @@ class AnswererSettings:
     """
 
     passages: int = 4
+    dense_sentences: int = 8
     min_confidence: float = 0.87
     min_confidence_crosslingual: float = 0.755
     w_dense: float = 1.0
@@ -274,18 +284,32 @@ class ExtractiveAnswerer:
                 spans.append((rank, p, p.start + s, p.start + e, p.text[s:e]))
         if not spans:
             return []
-        texts = [index_text(Passage(p.passage_id, p.article_id, p.title, p.section, p.paragraph, p.part, s, e, t))
-                 for _, p, s, e, t in spans]
-        dense = self.index.embedder.embed_passages(texts) @ qvec
         st = self.settings
-        out = []
-        for (rank, p, s, e, t), d in zip(spans, dense):
+        feats = []
+        for rank, p, s, e, t in spans:
             context = self._context(p)
             lex = self.coverage(q_terms, t, context)
             typed = 1.0 if _typed_spans(kind, t, question) else 0.0
             found = [pl in p.text or pl in context for pl in places]
             # One named place must be there; of several (a comparison), one suffices.
             ok = all(found) if len(found) <= 1 else any(found)
+            feats.append((lex, typed, ok))
+        order = list(range(len(spans)))
+        if not is_crosslingual(question) and len(order) > st.dense_sentences:
+            # Embedding is the slow part: only the sentences that share most
+            # words with the question go on to the (cached) embedding model.
+            order.sort(key=lambda i: -(feats[i][0] + 0.1 * feats[i][1] + 0.05 / (spans[i][0] + 1)))
+            order = sorted(order[:st.dense_sentences])
+        texts = []
+        for i in order:
+            _, p, s, e, t = spans[i]
+            texts.append(index_text(Passage(p.passage_id, p.article_id, p.title, p.section, p.paragraph, p.part,
+                                            s, e, t)))
+        dense = self.index.embedder.embed_passages(texts) @ qvec
+        out = []
+        for i, d in zip(order, dense):
+            rank, p, s, e, t = spans[i]
+            lex, typed, ok = feats[i]
             score = st.w_dense * float(d) + st.w_lexical * lex + st.w_type * typed + st.w_rank / (rank + 1)
             out.append(Candidate(p, rank, s, e, t, float(d), lex, typed, score, ok))
         return sorted(out, key=lambda c: -c.score)
@@ -355,33 +379,111 @@ class ExtractiveAnswerer:
         sims = self.index.embedder.embed_passages(windows) @ qvec
         return spans[int(np.argmax(sims))]
 
+    @staticmethod
+    def slot_span(question: str, text: str) -> tuple[int, int] | None:
+        """Align the question with the sentence around its question word and
+        return what fills the slot: for 《X》是由哪两个公司合作开发的 against
+        《X》是由光荣和ω-force合作开发的 that is 光荣和ω-force. None when
+        neither side of the question word can be found in the sentence."""
+        m = _WH.search(question)
+        if not m:
+            return None
+        left = question[:m.start()]
+        right = question[m.end():].rstrip("？?。！!呢吗 \u3000")
+        lend = rstart = None
+        lscore = rscore = 0
+        for skip in range(min(4, len(left)) + 1):
+            end = len(left) - skip
+            for size in range(min(16, end), 1, -1):
+                pos = text.rfind(left[end - size:end])
+                if pos >= 0 and size - 0.5 * skip > lscore:
+                    lscore, lend = size - 0.5 * skip, pos + size
+                    break
+        base = lend or 0
+        for skip in range(min(4, len(right)) + 1):
+            for size in range(min(16, len(right) - skip), 1, -1):
+                pos = text.find(right[skip:skip + size], base)
+                if pos >= 0 and size - 0.5 * skip > rscore:
+                    rscore, rstart = size - 0.5 * skip, pos
+                    break
+        if lscore < 1.5 and rscore < 1.5:
+            return None
+        if lscore >= 1.5 and rscore >= 1.5 and rstart is not None and lend is not None and rstart > lend:
+            s, e = lend, rstart
+        elif lscore >= 1.5 and lend is not None:
+            s = lend
+            e = next((i for i in range(lend, len(text)) if text[i] in _SLOT_STOP), len(text))
+        else:
+            e = rstart
+            s = max((i + 1 for i in range(0, rstart) if text[i] in _SLOT_STOP), default=0)
+        while s < e and (text[s] in " \u3000，,、：:“”\"'（()）" or (text[s] in "是为由在于" and e - s > 2)):
+            s += 1
+        while e > s and text[e - 1] in " \u3000，,、。；;：:“”\"'（(的":
+            e -= 1
+        if e <= s or e - s > 40:
+            return None
+        return s, e
+
     def short_span(self, question: str, qvec: np.ndarray, cand: Candidate) -> tuple[int, int]:
         """The short answer inside a sentence, as offsets into the sentence."""
         text = cand.text
         kind = answer_type(question)
-        picked = None
+        if _ASK_EXPLAIN.search(question) and kind not in ("number", "date"):
+            return self._trim_sentence(text)
+        slot = self.slot_span(question, text)
         if kind in ("number", "date"):
             spans = _typed_spans(kind, text, question)
-            picked = self._pick(question, text, spans)
+            # A figure inside the question's slot first; else the figure
+            # nearest the question's words in the sentence.
+            inside = [sp for sp in spans if slot and slot[0] <= sp[0] and sp[1] <= slot[1]]
+            picked = self._pick(question, text, inside) if len(inside) > 1 else (inside[0] if inside else None)
+            picked = picked or self._pick(question, text, spans)
             if picked is None and spans:
                 picked = self._pick_by_context(qvec, text, spans)
-        elif kind == "who":
-            picked = self._pick(question, text, _typed_spans(kind, text, question))
-        elif kind in ("place", "org"):
-            flag = {"place": "ns", "org": "nt"}[kind]
+            return picked or self._best_clause(question, qvec, cand, typed=kind)
+        if kind in ("who", "place", "org"):
+            flag = {"who": "nr", "place": "ns", "org": "nt"}[kind]
             spans, pos = [], 0
             for word, f in _posseg(text):
-                if f == flag and len(word) >= 2:
+                if f == flag and len(word) >= 2 and word not in question:
                     spans.append((pos, pos + len(word)))
                 pos += len(word)
             if kind == "org":
                 spans += [m.span() for m in _ORG_SUFFIX.finditer(text)]
-            picked = self._pick(question, text, spans)
-        if picked is None and kind in ("name", "org", "place", "who"):
-            picked = self._pick(question, text, [m.span(1) for m in _QUOTED.finditer(text)])
-        if picked is not None:
-            return picked
-        return self._best_clause(question, qvec, cand)
+            if slot:
+                inside = [sp for sp in spans if slot[0] <= sp[0] and sp[1] <= slot[1]]
+                return inside[0] if inside else slot
+            picked = self._pick(question, text, spans) or \
+                self._pick(question, text, [m.span(1) for m in _QUOTED.finditer(text)])
+            return picked or self._best_clause(question, qvec, cand)
+        quoted = self._pick(question, text, [m.span(1) for m in _QUOTED.finditer(text)])
+        if _ASK_NAMING.search(question) and (slot or quoted):
+            return slot or quoted
+        if slot and slot[1] - slot[0] <= 12 and self._two_sided(question, text, slot):
+            return slot
+        if quoted:
+            return quoted
+        # Other 什么-questions mostly ask for a description: on the CMRC 2018
+        # trial split the whole sentence scored a higher F1 than any shorter cut.
+        return self._trim_sentence(text)
+
+    @staticmethod
+    def _two_sided(question: str, text: str, slot: tuple[int, int]) -> bool:
+        """True when question words stand on both sides of the slot."""
+        m = _WH.search(question)
+        if not m:
+            return False
+        left, right = question[:m.start()], question[m.end():]
+        before, after = text[max(0, slot[0] - 6):slot[0]], text[slot[1]:slot[1] + 6]
+        return (any(before[i:i + 2] in left for i in range(len(before) - 1))
+                and any(after[i:i + 2] in right for i in range(len(after) - 1)))
+
+    @staticmethod
+    def _trim_sentence(text: str) -> tuple[int, int]:
+        s, e = 0, len(text)
+        while e > s and text[e - 1] in " \u3000。！？!?.…；;":
+            e -= 1
+        return s, e
 
     def _best_clause(self, question: str, qvec: np.ndarray, cand: Candidate,
                      typed: str | None = None) -> tuple[int, int]:

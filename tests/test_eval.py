@@ -1,0 +1,144 @@
+"""Metrics against hand-worked numbers; the runner end to end on tiny sets."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import DATA, SEEDS, fresh_index_dir
+from eval import metrics
+from eval.datasets import EvalQuestion, EvalSet, load_public, load_seed
+from eval.report import check_fail_under, render_table, write_outputs
+from eval.runner import run_eval
+from service.cli import cli
+
+# ---- metrics: a 3-query toy set worked by hand -----------------------------------
+# q1 ranks [a, b, c] with gold {b}; q2 ranks [d, e] with gold {x}; q3 ranks [g, h] with gold {g, h}.
+TOY = [(["a", "b", "c"], {"b"}), (["d", "e"], {"x"}), (["g", "h"], {"g", "h"})]
+
+
+def test_recall_mrr_ndcg_by_hand():
+    assert [metrics.recall_at(r, g, 1) for r, g in TOY] == [0, 0, 1]
+    assert [metrics.recall_at(r, g, 2) for r, g in TOY] == [1, 0, 1]
+    assert [metrics.mrr_at(r, g) for r, g in TOY] == [0.5, 0, 1]
+    # q1: DCG = 1/log2(3), ideal = 1 -> 0.6309; q3: both gold first -> 1.0
+    assert metrics.ndcg_at(*TOY[0]) == pytest.approx(1 / math.log2(3))
+    assert metrics.ndcg_at(*TOY[1]) == 0.0
+    assert metrics.ndcg_at(*TOY[2]) == pytest.approx(1.0)
+    assert metrics.ndcg_at(["z", "g"], {"g", "h"}) == pytest.approx((1 / math.log2(3)) / (1 + 1 / math.log2(3)))
+
+
+def test_cmrc_style_em_and_f1_by_hand():
+    assert metrics.segment("4777人，ABC 12.5%") == ["4777", "人", "abc", "12.5", "%"]
+    assert metrics.exact_match("“4777人”。", ["4777人"]) == 1.0
+    assert metrics.exact_match("4777", ["4777人"]) == 0.0
+    # prediction 为基层配备4777人 vs gold 4777人: tokens 为 基 层 配 备 4777 人 (7) vs 4777 人 (2);
+    # LCS 2 -> P 2/7, R 1 -> F1 = 2*(2/7)/(2/7+1) = 4/9
+    assert metrics.char_f1("为基层配备4777人", ["4777人"]) == pytest.approx(4 / 9)
+    assert metrics.char_f1("北京", ["上海", "北京市"]) == pytest.approx(0.8)
+    assert metrics.char_f1("", ["北京"]) == 0.0
+    assert metrics.contains_gold("为基层配备4777人", ["4777人"]) == 1.0
+
+
+def test_abstention_and_threshold_by_hand():
+    # refused:    T  T  F  F ; answerable: F  T  F  T
+    got = metrics.abstention([True, True, False, False], [False, True, False, True])
+    assert got["refusal_precision"] == 0.5 and got["refusal_recall"] == 0.5
+    assert got["wrongly_refused"] == 1 and got["missed_refusals"] == 1
+    t, fit = metrics.best_threshold([0.9, 0.6, 0.8, 0.5], [True, False, True, False], [False] * 4)
+    assert t == 0.8 and fit["accuracy"] == 1.0
+
+
+def test_percentile_matches_numpy_linear():
+    assert metrics.percentile([1, 2, 3, 4], 50) == 2.5
+    assert metrics.percentile([10, 20, 30, 40, 50], 95) == pytest.approx(48.0)
+
+
+# ---- runner ------------------------------------------------------------------------
+def test_runner_end_to_end_on_a_tiny_set(seed_index, e5, tmp_path):
+    questions = [
+        EvalQuestion("t1", "湖北为基层配备了多少名大学生乡村医生？", True, ("000_0ff65538257d4705:4",), ("4777人",)),
+        EvalQuestion("t2", "福建12345热线的群众满意率是多少？", True, ("004_ef22c67862e0d2cc:15",), ("99.89%",)),
+        EvalQuestion("t3", "广东为基层配备了多少名乡村医生？", False, (), ()),
+    ]
+    result = run_eval(EvalSet("tiny", questions), seed_index, e5, modes=("hybrid", "bm25"), progress=False)
+    h = result["modes"]["hybrid"]
+    assert (h["questions"], h["answerable"]) == (3, 2)
+    assert h["recall@1"] == 1.0 and h["exact_match"] == 1.0 and h["f1"] == 1.0
+    assert h["citation_correct"] == 1.0 and h["quote_matches"] == 1.0
+    assert (h["refusal_precision"], h["refusal_recall"], h["wrongly_refused"]) == (1.0, 1.0, 0)
+    per_q = [r for r in result["results"] if r["mode"] == "hybrid"]
+    assert [r["answer"] for r in per_q] == ["4777人", "99.89%", ""]
+    assert per_q[0]["ranked"][0] == "000_0ff65538257d4705:4"
+    paths = write_outputs(result, tmp_path, "tiny")
+    assert json.loads(paths["json"].read_text())["modes"]["bm25"]["questions"] == 3
+    assert paths["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| R@1 | 1.000 | " in paths["markdown"].read_text()
+    assert "R@1" in render_table(result)
+    assert check_fail_under(result, ["recall@1=0.9"]) == []
+    assert check_fail_under(result, ["bm25.f1=1.1"]) == ["bm25.f1 = 1.0000 is under 1.1000"]
+
+
+def test_seed_set_is_well_formed():
+    s = load_seed()
+    assert len(s.questions) >= 60
+    kinds = {q.kind for q in s.questions}
+    assert {"fact", "paraphrase", "english", "multi", "unanswerable"} <= kinds
+    assert sum(not q.answerable for q in s.questions) >= 12
+    assert {q.split for q in s.questions} == {"tune", "test"}
+    texts = {p.name[:-4]: p.read_text(encoding="utf-8") for p in SEEDS.glob("*.txt")}
+    for q in s.questions:
+        for a in q.answers:
+            assert any(a in texts[g.split(":")[0]] for g in q.gold), (q.qid, a)
+
+
+def test_public_loader_reads_shared_data_and_holds_out():
+    full = load_public("cmrc2018-trial", limit=30)
+    assert len(full.questions) == 30 and all(q.answerable for q in full.questions)
+    assert {a.article_id for a in full.articles} == {q.gold[0] for q in full.questions}
+    held = load_public("cmrc2018-trial", limit=30, holdout=0.5)
+    n_unans = sum(not q.answerable for q in held.questions)
+    assert 0 < n_unans < 30
+    removed = {q.gold[0] for q in full.questions} - {a.article_id for a in held.articles}
+    assert len(removed) == round(len({q.gold[0] for q in full.questions}) * 0.5)
+
+
+def test_eval_cli_on_a_public_slice_with_gate(tmp_path, monkeypatch, warm_cache):
+    monkeypatch.setenv("WENDA_EVAL_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "out"
+    r = CliRunner().invoke(cli, ["eval", "--dataset", "cmrc2018-trial", "--limit", "12", "--modes", "hybrid,bm25",
+                                 "--out", str(out), "--fail-under", "recall@5=0.5", "--no-progress"])
+    assert r.exit_code == 0, r.output
+    assert "cmrc2018-trial: 12 questions" in r.stdout
+    assert "lc-bm25" in r.stdout
+    data = json.loads((out / "cmrc2018-trial-limit12.json").read_text())
+    assert data["baseline"]["bm25_all_zero_questions"] == 12  # str.split sees no words in Chinese
+    assert data["modes"]["hybrid"]["quote_matches"] == 1.0
+    r = CliRunner().invoke(cli, ["eval", "--dataset", "cmrc2018-trial", "--limit", "12", "--modes", "bm25",
+                                 "--no-baseline", "--out", str(out), "--fail-under", "recall@1=1.01",
+                                 "--no-progress"])
+    assert r.exit_code == 1
+    recall = json.loads((out / "cmrc2018-trial-limit12.json").read_text())["modes"]["bm25"]["recall@1"]
+    assert r.stderr.strip() == f"Error: quality gate failed: bm25.recall@1 = {recall:.4f} is under 1.0100"
+
+
+def test_eval_cli_seed_default(tmp_path, monkeypatch, warm_cache):
+    idx = fresh_index_dir(tmp_path / "seedidx", warm_cache)
+    monkeypatch.setenv("WENDA_INDEX_DIR", str(idx))
+    monkeypatch.setenv("WENDA_CORPUS_DIR", str(SEEDS))
+    monkeypatch.setenv("WENDA_EVAL_CACHE_DIR", str(tmp_path / "cache"))
+    evalset = tmp_path / "two.jsonl"
+    evalset.write_text("\n".join(json.dumps(o, ensure_ascii=False) for o in [
+        {"id": "x1", "question": "湖北为基层配备了多少名大学生乡村医生？", "gold_passages": ["000_0ff65538257d4705:4"],
+         "answers": ["4777人"], "answerable": True},
+        {"id": "x2", "question": "明天北京的天气怎么样？", "gold_passages": [], "answers": [], "answerable": False},
+    ]), encoding="utf-8")
+    r = CliRunner().invoke(cli, ["eval", str(evalset), "--modes", "hybrid", "--out", str(tmp_path / "o"),
+                                 "--no-progress"])
+    assert r.exit_code == 0, r.output
+    data = json.loads((tmp_path / "o" / "two.json").read_text())
+    assert data["modes"]["hybrid"]["exact_match"] == 1.0
+    assert data["modes"]["hybrid"]["refusal_recall"] == 1.0
