@@ -84,8 +84,8 @@ class AnswererSettings:
 
     passages: int = 4
     dense_sentences: int = 8
-    min_confidence: float = 0.87
-    min_confidence_crosslingual: float = 0.755
+    min_confidence: float = 0.868
+    min_confidence_crosslingual: float = 0.72
     w_dense: float = 1.0
     w_lexical: float = 0.25
     w_type: float = 0.04

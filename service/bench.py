@@ -110,7 +110,8 @@ def _cpu_times() -> tuple[float, float, float, float]:
 def _in_fresh_process(fn: Callable, *args) -> dict:
     """Run ``fn(*args)`` (which returns a dict) in a new spawned Python process.
 
-    The result gets ``other_cpu_load``: CPUs' worth of work done by other
+    The result gets ``stage_seconds`` (wall time, process start included) and
+    ``other_cpu_load``: CPUs' worth of work done by other
     processes on the machine meanwhile (0.0 on a quiet machine; on a shared one
     it explains a slow figure), and ``steal_load`` (the hypervisor's share).
     """
@@ -122,7 +123,7 @@ def _in_fresh_process(fn: Callable, *args) -> dict:
         result = pool.submit(fn, *args).result()
     w1, b1, s1, o1 = _cpu_times()  # the worker is reaped by now, so its CPU time is in o1
     wall = max(w1 - w0, 1e-9)
-    return {**result, "other_cpu_load": round(max(0.0, (b1 - b0) - (o1 - o0)) / wall, 3),
+    return {**result, "stage_seconds": wall, "other_cpu_load": round(max(0.0, (b1 - b0) - (o1 - o0)) / wall, 3),
             "steal_load": round((s1 - s0) / wall, 3)}
 
 
@@ -432,7 +433,7 @@ def _measure_all(embed_model: str, threads: list[int], repeats: int, articles: l
         bar.set_postfix_str("ingest + latency")
         run = _in_fresh_process(_ingest_and_latency_worker, embed_model, DEFAULT_THREADS, articles,
                                 str(index_dir), list(QUESTIONS), repeats, progress)
-        env = {k: run[k] for k in ("threads", "OMP_WAIT_POLICY", "other_cpu_load", "steal_load")}
+        env = {k: run[k] for k in ("threads", "OMP_WAIT_POLICY", "stage_seconds", "other_cpu_load", "steal_load")}
         out["ingest"] = {**env, **run["ingest"]}
         out["latency"] = {**env, **run["latency"]}
         bar.update(1)

@@ -201,6 +201,37 @@ def info(ctx, as_json):
     click.echo(f"{'article ids':12} {', '.join(data['article_ids'])}")
 
 
+@cli.command()
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), default="eval/results/bench.json",
+              show_default=True, help="Where the JSON results go.")
+@click.option("--repeats", type=click.IntRange(1, 1000), default=30, show_default=True,
+              help="Timed runs per question.")
+@click.option("--threads", default="1,2", show_default=True, help="Engine thread counts to compare.")
+@click.pass_context
+def bench(ctx, out_path, repeats, threads):
+    """Measure ingest throughput against the raw embedder, and search/ask
+    latency per mode against bare query embedding, on the default corpus.
+
+    Example: wenda bench --repeats 10
+    """
+    import tempfile
+
+    from .bench import render_table, run_bench
+    from .settings import load_settings
+
+    settings = load_settings(index_dir=ctx.obj.get("index_dir"))
+    try:
+        counts = [int(t) for t in threads.split(",") if t.strip()]
+    except ValueError:
+        raise click.BadParameter(f"not a list of integers: {threads!r}", param_hint="--threads") from None
+    with tempfile.TemporaryDirectory(prefix="wenda-bench-") as work:
+        result = run_bench(corpus_paths=[str(settings.corpus_dir)], out_path=out_path, work_dir=work,
+                           threads=counts, repeats=repeats, embed_model=settings.embed_model,
+                           progress=sys.stderr.isatty())
+    click.echo(render_table(result))
+    click.echo(f"wrote {out_path}")
+
+
 @cli.command("eval")
 @click.argument("evalset", required=False, type=click.Path(dir_okay=False))
 @click.option("--dataset", type=click.Choice(["seed", "cmrc2018-trial", "cmrc2018-dev", "drcd-dev", "pool"]),

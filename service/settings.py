@@ -38,8 +38,8 @@ class Settings(BaseSettings):
     rrf_k: int = Field(60, ge=1, le=1000, description="Reciprocal rank fusion constant.")
     candidates: int = Field(50, ge=1, le=1000, description="Hits each retriever contributes to fusion.")
     answer_passages: int = Field(4, ge=1, le=20, description="Top passages the answerer reads.")
-    min_confidence: float = Field(0.87, ge=0, le=1, description="Refuse to answer below this similarity.")
-    min_confidence_crosslingual: float = Field(0.755, ge=0, le=1,
+    min_confidence: float = Field(0.868, ge=0, le=1, description="Refuse to answer below this similarity.")
+    min_confidence_crosslingual: float = Field(0.72, ge=0, le=1,
                                                description="Refusal threshold for questions without Chinese.")
     max_question_chars: int = Field(1000, ge=1, le=2000, description="Longest question accepted.")
     data_dir: Path = Field(BUNDLED_CORPUS.parent.parent / "shared" / "data",
