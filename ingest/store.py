@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
+from typing import Protocol
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -39,6 +40,27 @@ _PASSAGE_COLS = 'p.id, p.passage_id, p.article_id, a.title, p.section, p.paragra
 
 def _passage(row) -> tuple[int, Passage]:
     return row[0], Passage(row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9])
+
+
+class PassageStore(Protocol):
+    """What query time needs from storage: rows by id, never a full scan.
+    ``SqliteStore`` implements it; a PostgreSQL backend implements the same."""
+
+    def passages_by_rowid(self, rowids: Sequence[int]) -> dict[int, Passage]: ...
+
+    def passage(self, passage_id: str) -> Passage | None: ...
+
+    def article(self, article_id: str) -> Article | None: ...
+
+    def paragraphs(self, article_id: str) -> list[Paragraph]: ...
+
+    def article_ids(self, *, limit: int = 1000, offset: int = 0) -> list[str]: ...
+
+    def count_articles(self) -> int: ...
+
+    def count_passages(self) -> int: ...
+
+    def close(self) -> None: ...
 
 
 class SqliteStore:
