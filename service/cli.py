@@ -89,22 +89,19 @@ def ingest(ctx, paths, rebuild, progress, as_json):
     )
 
 
-def _k_option(f):
-    return click.option("-k", "k", type=click.IntRange(1, 100), default=None,
-                        help="Number of hits (1-100; default WENDA_TOP_K).")(f)
+def _query_command(f):
+    """The shared shape of ``search`` and ``ask``: a question, -k, --mode, --json."""
+    f = click.pass_context(f)
+    f = click.option("--json", "as_json", is_flag=True, help="Print JSON.")(f)
+    f = click.option("--mode", type=click.Choice(["hybrid", "dense", "bm25"]), default=None,
+                     help="Retrieval mode (default WENDA_MODE, hybrid).")(f)
+    f = click.option("-k", "k", type=click.IntRange(1, 100), default=None,
+                     help="Number of hits (1-100; default WENDA_TOP_K).")(f)
+    f = click.argument("question")(f)
+    return cli.command()(f)
 
 
-def _mode_option(f):
-    return click.option("--mode", type=click.Choice(["hybrid", "dense", "bm25"]), default=None,
-                        help="Retrieval mode (default WENDA_MODE, hybrid).")(f)
-
-
-@cli.command()
-@click.argument("question")
-@_k_option
-@_mode_option
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.pass_context
+@_query_command
 def search(ctx, question, k, mode, as_json):
     """Rank passages for a query.
 
@@ -127,12 +124,7 @@ def _render_answer(answer) -> None:
         click.echo(f"[{c.title} · 第{c.paragraph}段] “{c.quote}”")
 
 
-@cli.command()
-@click.argument("question")
-@_k_option
-@_mode_option
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.pass_context
+@_query_command
 def ask(ctx, question, k, mode, as_json):
     """Answer a question with a citation of the source paragraph.
 
