@@ -24,7 +24,26 @@ DATASET_FILES = {
 # The harder pool: CMRC dev questions against CMRC dev + trial + DRCD contexts.
 POOL = {"questions": "cmrc2018/cmrc2018_dev.json",
         "contexts": ["cmrc2018/cmrc2018_dev.json", "cmrc2018/cmrc2018_trial.json", "drcd/DRCD_dev.json"]}
+# DRCD is Traditional Chinese; "-t2s" converts it to Simplified with OpenCC.
+DATASET_FILES["drcd-dev-t2s"] = DATASET_FILES["drcd-dev"]
 DATASETS = ("seed", *DATASET_FILES, "pool")
+
+
+def _to_simplified(data: dict) -> dict:
+    try:
+        import opencc
+    except ImportError as exc:
+        raise CorpusError("drcd-dev-t2s needs OpenCC: pip install -e '.[eval]'") from exc
+    conv = opencc.OpenCC("t2s").convert
+    for art in data["data"]:
+        art["title"] = conv(art.get("title", ""))
+        for para in art["paragraphs"]:
+            para["context"] = conv(para["context"])
+            for qa in para["qas"]:
+                qa["question"] = conv(qa["question"])
+                for a in qa.get("answers", []):
+                    a["text"] = conv(str(a.get("text", "")))
+    return data
 
 
 @dataclass(frozen=True)
@@ -152,6 +171,8 @@ def load_public(name: str, data_dir: str | Path = DEFAULT_DATA_DIR, *, limit: in
     else:
         raise CorpusError(f"Unknown dataset {name!r}; choose one of {', '.join(DATASETS)}.")
     qdata = _read_squad(data_dir / qfile)
+    if name.endswith("-t2s"):
+        qdata = _to_simplified(qdata)
     questions = squad_questions(qdata)
     total = sum(len(p["qas"]) for a in qdata["data"] for p in a["paragraphs"])
     articles: list[Article] = []
@@ -177,6 +198,6 @@ def load_public(name: str, data_dir: str | Path = DEFAULT_DATA_DIR, *, limit: in
         questions = [EvalQuestion(q.qid, q.question, False, (), (), "heldout", q.split, q.lang)
                      if q.gold[0] in removed else q for q in questions]
         notes.append(f"{len(removed)} contexts held out; their questions are unanswerable")
-    fp = hashlib.sha256(json.dumps([hashes, limit, holdout, seed]).encode()).hexdigest()[:16]
+    fp = hashlib.sha256(json.dumps([name, hashes, limit, holdout, seed]).encode()).hexdigest()[:16]
     suffix = f"-holdout{holdout:g}" if holdout else ""
     return EvalSet(f"{name}{suffix}", questions, articles, fp, notes)

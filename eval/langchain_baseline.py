@@ -4,7 +4,7 @@ RecursiveCharacterTextSplitter(chunk_size=500, chunk_overlap=50), the
 LangChain FAISS vector store, LangChain's BM25Retriever with its default
 preprocessing (``str.split``), and both in an EnsembleRetriever.
 
-Needs the ``baseline`` extra (langchain-community, langchain-classic,
+Needs the ``eval`` extra (langchain-community, langchain-classic,
 langchain-text-splitters, rank_bm25). Used for measurement only: wenda itself
 never loads a pickled LangChain store."""
 
@@ -38,7 +38,7 @@ def _imports():
             from langchain_text_splitters import RecursiveCharacterTextSplitter
     except ImportError as exc:
         raise ModelUnavailableError(
-            "the LangChain baseline needs extra packages: pip install -e '.[baseline]'"
+            "the LangChain baseline needs extra packages: pip install -e '.[eval]'"
         ) from exc
     return EnsembleRetriever, BM25Retriever, FAISS, Document, RecursiveCharacterTextSplitter
 

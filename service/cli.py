@@ -226,7 +226,8 @@ def bench(ctx, out_path, repeats, threads):
 
 @cli.command("eval")
 @click.argument("evalset", required=False, type=click.Path(dir_okay=False))
-@click.option("--dataset", type=click.Choice(["seed", "cmrc2018-trial", "cmrc2018-dev", "drcd-dev", "pool"]),
+@click.option("--dataset", type=click.Choice(["seed", "cmrc2018-trial", "cmrc2018-dev", "drcd-dev", "drcd-dev-t2s",
+                                              "pool"]),
               default=None, help="A public benchmark from WENDA_DATA_DIR instead of the seed set.")
 @click.option("--modes", default="hybrid,dense,bm25", show_default=True, help="Retrieval modes to compare.")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N questions.")
