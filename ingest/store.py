@@ -75,21 +75,27 @@ class SqliteStore:
         self.path = Path(path)
         self.readonly = readonly
         self._local = threading.local()
-        if not readonly:
+        self._shared: sqlite3.Connection | None = None
+        if readonly:
+            # One connection for all threads, opened now: once open, the
+            # generation stays readable even after a writer removes its files,
+            # so a snapshot never fails half-way. Reads are short; SQLite
+            # serialises them on this connection.
+            self._shared = sqlite3.connect(f"file:{self.path}?mode=ro&immutable=1", uri=True,
+                                           check_same_thread=False)
+        else:
             conn = self._conn()
             conn.executescript(_SCHEMA)  # executescript commits first
             conn.execute("BEGIN")
 
     def _conn(self) -> sqlite3.Connection:
+        if self._shared is not None:
+            return self._shared
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            if self.readonly:
-                conn = sqlite3.connect(f"file:{self.path}?mode=ro&immutable=1", uri=True,
-                                       check_same_thread=False)
-            else:
-                conn = sqlite3.connect(self.path, isolation_level=None)
-                conn.execute("PRAGMA journal_mode=DELETE")
-                conn.execute("BEGIN")
+            conn = sqlite3.connect(self.path, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=DELETE")
+            conn.execute("BEGIN")
             self._local.conn = conn
         return conn
 
@@ -206,6 +212,10 @@ class SqliteStore:
         conn.execute("BEGIN")
 
     def close(self) -> None:
+        if self._shared is not None:
+            self._shared.close()
+            self._shared = None
+            return
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             if not self.readonly and conn.in_transaction:

@@ -97,7 +97,13 @@ class Wenda:
                 manifest = layout.read_manifest(gen)
                 check_compatible(manifest, model_id=model_id_for(self.settings.embed_model),
                                  dim=manifest.get("dim"))
-                self._snapshot = Snapshot(IndexReader(self.index_dir, self.embedder()), {})
+                reader = IndexReader(self.index_dir, self.embedder())
+                # Load FAISS and BM25 now, while the generation is live: a writer
+                # deletes generations older than the previous one, and a lazy load
+                # after two quick writes would find the files gone.
+                reader.faiss_index  # noqa: B018
+                reader.bm25  # noqa: B018
+                self._snapshot = Snapshot(reader, {})
             return self._snapshot
 
     def answerer(self, snap: Snapshot, mode: str | None = None) -> ExtractiveAnswerer:

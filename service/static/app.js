@@ -1,0 +1,254 @@
+// wenda web page: ask, show the answer with its citations (the quote
+// highlighted inside its paragraph), open the cited article at that paragraph.
+// Plain browser JavaScript, no build step; only same-origin requests.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const articles = new Map(); // article id -> Promise of the article JSON
+let readyTimer = null;
+
+// Offsets from the server count Unicode code points (Python), JavaScript
+// strings count UTF-16 units: slice by code points so that a character outside
+// the BMP cannot shift the highlight.
+function codePoints(text) {
+  return Array.from(text);
+}
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key === "class") node.className = value;
+    else if (key === "text") node.textContent = value;
+    else node.setAttribute(key, value);
+  }
+  for (const child of children) {
+    if (child !== null && child !== undefined) node.append(child);
+  }
+  return node;
+}
+
+function apiKey() {
+  return sessionStorage.getItem("wenda-api-key") || "";
+}
+
+async function api(path, options = {}) {
+  const headers = { Accept: "application/json", ...(options.headers || {}) };
+  const key = apiKey();
+  if (key) headers.Authorization = `Bearer ${key}`;
+  if (options.body !== undefined) headers["Content-Type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(path, {
+      method: options.method || "GET",
+      headers,
+      body: options.body === undefined ? undefined : JSON.stringify(options.body),
+    });
+  } catch (err) {
+    return { ok: false, status: 0, data: { detail: "无法连接服务。Cannot reach the service." } };
+  }
+  let data = null;
+  try {
+    data = await response.json();
+  } catch (err) {
+    data = { detail: `${response.status} ${response.statusText}` };
+  }
+  return { ok: response.ok, status: response.status, data };
+}
+
+// ---- status ------------------------------------------------------------------------
+function showBanner(text) {
+  const banner = $("status");
+  banner.textContent = text;
+  banner.hidden = !text;
+}
+
+function showMessage(text, isError = false) {
+  const box = $("message");
+  box.textContent = text || "";
+  box.className = isError ? "message error" : "message";
+  box.hidden = !text;
+}
+
+async function checkReady() {
+  clearTimeout(readyTimer);
+  const { ok, status, data } = await api("/readyz");
+  if (ok) {
+    showBanner("");
+    return true;
+  }
+  const why = (data && data.detail) || `HTTP ${status}`;
+  showBanner(`服务尚未就绪，暂时无法回答问题。Service not ready: ${why}`);
+  readyTimer = setTimeout(checkReady, 5000);
+  return false;
+}
+
+function needKey() {
+  $("key-row").hidden = false;
+  $("api-key").focus();
+  showMessage("需要 API 密钥：请在上方填写后重试。This server needs an API key; enter it above and ask again.", true);
+}
+
+// ---- highlighting ----------------------------------------------------------------------
+// The paragraph's text as DOM nodes, with the cited sentence in <mark> and the
+// short answer inside it in <strong>. Offsets are into the article text.
+function highlightedParagraph(paragraph, citation) {
+  const chars = codePoints(paragraph.text);
+  const clamp = (n) => Math.max(0, Math.min(chars.length, n - paragraph.start));
+  const qs = clamp(citation.start);
+  const qe = clamp(citation.end);
+  const out = document.createDocumentFragment();
+  out.append(chars.slice(0, qs).join(""));
+  const mark = el("mark", { class: "quote" });
+  if (citation.answer_start !== null && citation.answer_start !== undefined) {
+    const as = Math.max(qs, clamp(citation.answer_start));
+    const ae = Math.min(qe, clamp(citation.answer_end));
+    mark.append(chars.slice(qs, as).join(""), el("strong", { class: "short", text: chars.slice(as, ae).join("") }),
+      chars.slice(ae, qe).join(""));
+  } else {
+    mark.append(chars.slice(qs, qe).join(""));
+  }
+  out.append(mark, chars.slice(qe).join(""));
+  return out;
+}
+
+function loadArticle(articleId) {
+  if (!articles.has(articleId)) {
+    const request = api(`/v1/articles/${encodeURIComponent(articleId)}`).then((r) => {
+      if (!r.ok) {
+        articles.delete(articleId);
+        throw r;
+      }
+      return r.data;
+    });
+    articles.set(articleId, request);
+  }
+  return articles.get(articleId);
+}
+
+function paragraphOf(article, citation) {
+  return article.paragraphs.find((p) => p.paragraph === citation.paragraph)
+    || { paragraph: citation.paragraph, start: citation.start, end: citation.end, text: citation.quote };
+}
+
+// ---- rendering -------------------------------------------------------------------------
+function citationCard(citation, index) {
+  const where = el("p", { class: "where" });
+  if (citation.section && citation.section !== citation.title) where.append(`${citation.section} · `);
+  where.append(el("span", { class: "pno", text: `第${citation.paragraph}段` }));
+  const para = el("p", { class: "para" }, el("mark", { class: "quote", text: citation.quote }));
+  const card = el("li", { class: "card", tabindex: "0", role: "button", "data-article": citation.article_id,
+    "data-paragraph": String(citation.paragraph), title: "查看全文 Read the article" },
+  el("h3", {}, `[${index + 1}] `, citation.title), where, para);
+  const open = () => openArticle(citation, card);
+  card.addEventListener("click", open);
+  card.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" || event.key === " ") {
+      event.preventDefault();
+      open();
+    }
+  });
+  // The quote alone first; then, once the article is here, its whole paragraph.
+  loadArticle(citation.article_id).then((article) => {
+    para.replaceChildren(highlightedParagraph(paragraphOf(article, citation), citation));
+  }).catch(() => {});
+  return card;
+}
+
+function renderAnswer(result) {
+  $("result").hidden = false;
+  const answer = $("answer");
+  const list = $("citations");
+  list.replaceChildren();
+  if (!result.answerable) {
+    answer.className = "answer none";
+    answer.textContent = "没有找到答案：资料中没有回答这个问题的内容。No answer: the articles do not answer this question.";
+    $("answer-meta").textContent = `用时 ${Math.round(result.took_ms)} ms`;
+    $("sources-heading").hidden = true;
+    return;
+  }
+  answer.className = "answer";
+  answer.textContent = result.answer;
+  $("answer-meta").textContent = `可信度 confidence ${result.confidence.toFixed(2)} · 用时 ${Math.round(result.took_ms)} ms`;
+  $("sources-heading").hidden = result.citations.length === 0;
+  result.citations.forEach((c, i) => list.append(citationCard(c, i)));
+}
+
+async function openArticle(citation, card) {
+  document.querySelectorAll(".card.active").forEach((c) => c.classList.remove("active"));
+  card.classList.add("active");
+  let article;
+  try {
+    article = await loadArticle(citation.article_id);
+  } catch (r) {
+    showMessage((r.data && r.data.detail) || "无法打开文章。Cannot open the article.", true);
+    return;
+  }
+  const panel = $("article");
+  $("article-title").textContent = article.title;
+  $("article-meta").textContent = [article.date, article.source].filter(Boolean).join(" · ");
+  if (article.url) {
+    const link = el("a", { href: article.url, rel: "noopener noreferrer", target: "_blank", text: "原文 source" });
+    $("article-meta").append(article.date || article.source ? " · " : "", link);
+  }
+  const body = $("article-body");
+  body.replaceChildren();
+  let target = null;
+  for (const p of article.paragraphs) {
+    const num = el("span", { class: "num", text: `${p.paragraph}` });
+    const node = el(p.is_heading ? "h3" : "p", { id: `para-${p.paragraph}`, "data-paragraph": String(p.paragraph) },
+      num);
+    if (p.paragraph === citation.paragraph) {
+      node.classList.add("cited");
+      node.append(highlightedParagraph(p, citation));
+      target = node;
+    } else {
+      node.append(p.text);
+    }
+    body.append(node);
+  }
+  panel.hidden = false;
+  if (target) target.scrollIntoView({ block: "center", behavior: "instant" });
+}
+
+// ---- asking -------------------------------------------------------------------------------
+async function ask(event) {
+  event.preventDefault();
+  const question = $("question").value;
+  const key = $("api-key").value.trim();
+  if (key) sessionStorage.setItem("wenda-api-key", key);
+  if (!question.trim()) {
+    showMessage("请输入问题。Type a question.", true);
+    return;
+  }
+  const button = $("ask-button");
+  button.disabled = true;
+  showMessage("正在查找答案… Looking for the answer…");
+  const body = { question };
+  if ($("mode").value) body.mode = $("mode").value;
+  const { ok, status, data } = await api("/v1/ask", { method: "POST", body });
+  button.disabled = false;
+  if (ok) {
+    showMessage("");
+    renderAnswer(data);
+    return;
+  }
+  $("result").hidden = true;
+  if (status === 401) {
+    needKey();
+  } else if (status === 503) {
+    showMessage(`服务尚未就绪。Service not ready: ${data.detail}`, true);
+    checkReady();
+  } else {
+    showMessage(`无法回答：${data.detail || `HTTP ${status}`}`, true);
+  }
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("ask-form").addEventListener("submit", ask);
+  $("article-close").addEventListener("click", () => {
+    $("article").hidden = true;
+  });
+  if (apiKey()) $("api-key").value = apiKey();
+  checkReady();
+  $("question").focus();
+});
