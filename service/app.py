@@ -201,6 +201,7 @@ def prepare(app: FastAPI) -> None:
         log.info("Indexed %d articles, %d passages.", report.articles_total, report.passages_total)
     try:
         engine.snapshot()
+        engine.warm_up()
     except WendaError as exc:
         log.warning("Not ready: %s", exc)
 

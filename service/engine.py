@@ -106,6 +106,11 @@ class Wenda:
                 self._snapshot = Snapshot(reader, {})
             return self._snapshot
 
+    def warm_up(self) -> None:
+        """Load what the first question would otherwise wait for: the word
+        segmenter and its tagger (about 1-2 s), the query path of each part."""
+        self.ask("湖北为基层配备了多少名大学生乡村医生？")
+
     def answerer(self, snap: Snapshot, mode: str | None = None) -> ExtractiveAnswerer:
         mode = mode or self.settings.mode
         with self._lock:
