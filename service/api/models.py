@@ -163,9 +163,7 @@ class AskResponse(BaseModel):
     took_ms: float
 
 
-class SearchHitOut(BaseModel):
-    """A ranked passage with its citation fields."""
-
+class PassageOut(BaseModel):
     passage_id: str
     article_id: str
     title: str
@@ -175,6 +173,11 @@ class SearchHitOut(BaseModel):
     start: int
     end: int
     text: str
+
+
+class SearchHitOut(PassageOut):
+    """A ranked passage with its citation fields."""
+
     score: float
     source: str = Field(description="Which retriever scored it: dense, bm25 or hybrid.")
 
@@ -256,18 +259,6 @@ class ArticleOut(BaseModel):
     source: str | None
     url: str | None
     paragraphs: list[ParagraphOut]
-
-
-class PassageOut(BaseModel):
-    passage_id: str
-    article_id: str
-    title: str
-    section: str | None
-    paragraph: int
-    part: int
-    start: int
-    end: int
-    text: str
 
 
 # ---- operations -----------------------------------------------------------------------
