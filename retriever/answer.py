@@ -26,11 +26,10 @@ from ingest.tokenize import tokenize
 
 from .gazetteer import places_in_english
 from .index import IndexReader
-from .search import DenseRetriever, check_query, make_retriever, query_terms
+from .search import DenseRetriever, check_query, is_crosslingual, make_retriever, query_terms
 
 NOT_FOUND_MESSAGE = "资料中没有找到这个问题的答案。(The articles do not answer this question.)"
 
-_CJK = re.compile(r"[\u4e00-\u9fff]")
 _ASK_DATE = re.compile(r"何时|什么时候|哪一?天|哪一?年|几月|几号|几日|日期|\bwhen\b|what (date|day|year|month)|which (date|day|year|month)", re.I)
 _ASK_NUMBER = re.compile(r"多少|几|多大|多高|多长|多重|多远|比例|比率|率是|how (many|much|large|long|high|far)|what (number|percentage|share|proportion|rate)", re.I)
 _ASK_WHO = re.compile(r"谁|哪位|什么人|叫什么名字|\bwho\b|whom", re.I)
@@ -141,11 +140,6 @@ class Candidate:
     type_match: float
     score: float
     entities_ok: bool
-
-
-def is_crosslingual(question: str) -> bool:
-    """True when the question has no Chinese characters."""
-    return not _CJK.search(question)
 
 
 def answer_type(question: str) -> str | None:

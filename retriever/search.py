@@ -6,6 +6,7 @@ Every retriever has ``search(query, k) -> list[Hit]``, best first, and
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -36,6 +37,14 @@ def check_query(query: object, k: object) -> tuple[str, int]:
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise BadQueryError(f"k must be a positive integer (got {k!r}).")
     return query.strip(), min(k, MAX_K)
+
+
+_CJK = re.compile(r"[\u3400-\u9fff]")
+
+
+def is_crosslingual(query: str) -> bool:
+    """True when the query has no Chinese characters (e.g. English over Chinese text)."""
+    return not _CJK.search(query)
 
 
 def query_terms(query: str) -> list[str]:
@@ -134,6 +143,11 @@ class HybridRetriever(_Base):
 
     def _rowids(self, query: str, n: int) -> list[tuple[int, float]]:
         m = min(max(n, self.candidates), self.index.passage_count)
+        if is_crosslingual(query):
+            # A query with no Chinese shares no words with Chinese text: BM25
+            # would only see the place names we map, and rank short headings
+            # that name the place above the passage that answers. Dense alone.
+            return [(r, 1.0 / (self.rrf_k + i)) for i, (r, _) in enumerate(self.dense._rowids(query, m), start=1)]
         dense = [r for r, _ in self.dense._rowids(query, m)]
         sparse = [r for r, _ in self.bm25._rowids(query, m)]
         return rrf([dense, sparse], k=self.rrf_k)
