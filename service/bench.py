@@ -499,7 +499,40 @@ def run_bench(*, corpus_paths: list[str], out_path: str, work_dir: str, threads:
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    plot_bench(result, out.with_suffix(".png"))
     return result
+
+
+def plot_bench(result: dict, path: Path) -> None:
+    """Latency per operation (p50 bars, p95 marks) against bare query
+    embedding, and ingest throughput against the raw embedder."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lat = result["latency"]
+    ops = [("query embed", lat["query_embed"])]
+    ops += [(f"search {m}", lat["search"][m]) for m in lat["search"]]
+    ops += [(f"ask {m}", lat["ask"][m]) for m in lat["ask"]]
+    ops += [(f"ask {m} (cold)", lat["ask_cold"][m]) for m in lat["ask_cold"]]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [3, 2]})
+    names = [n for n, _ in ops][::-1]
+    p50 = [o["p50_ms"] for _, o in ops][::-1]
+    p95 = [o["p95_ms"] for _, o in ops][::-1]
+    ax1.barh(names, p50, color="#b22222", alpha=0.8, label="p50")
+    ax1.scatter(p95, names, marker="|", s=200, color="black", label="p95")
+    ax1.axvline(lat["query_embed"]["p50_ms"], color="grey", linestyle=":", label="query embed p50")
+    ax1.set(xscale="log", xlabel="ms (log scale)", title="latency per operation")
+    ax1.legend(fontsize=8)
+    raw = result["raw_embed"]
+    labels = [f"raw embed\n{r['threads']} thread(s)" for r in raw] + ["ingest\n(2 threads)"]
+    values = [r["passages_per_s"] for r in raw] + [result["ingest"]["passages_per_s"]]
+    ax2.bar(labels, values, color=["#888"] * len(raw) + ["#b22222"])
+    ax2.set(ylabel="passages / s", title=f"throughput (ingest/raw = {result['ingest']['ratio_ingest_to_raw']:.2f})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 # ---- rendering ------------------------------------------------------------------

