@@ -14,6 +14,7 @@ from ingest.embedder import Embedder, EmbeddingCache
 from ingest.readers import iter_articles
 from ingest.models import Article
 from retriever.answer import AnswererSettings
+from retriever.search import HybridSettings
 
 from .datasets import EvalSet, load_public, load_seed
 from .runner import build_eval_index, run_eval
@@ -42,8 +43,8 @@ def machine() -> str:
 def evaluate(*, dataset: str | None, evalset_path: str | None, default_index_dir: Path, corpus_dir: Path,
              embedder: Embedder, data_dir: Path, cache_root: Path, index_settings: IndexSettings,
              answerer_settings: AnswererSettings, modes=("hybrid", "dense", "bm25"), limit: int | None = None,
-             holdout: float = 0.0, baseline: bool = False, split: str | None = None, rrf_k: int = 60,
-             candidates: int = 50, progress: bool = True, command: str = "") -> dict:
+             holdout: float = 0.0, baseline: bool = False, split: str | None = None,
+             hybrid: HybridSettings | None = None, progress: bool = True, command: str = "") -> dict:
     """Run an evaluation and return its result dict (see ``runner.run_eval``).
 
     The seed set (default) runs against ``default_index_dir`` (the user's
@@ -65,8 +66,8 @@ def evaluate(*, dataset: str | None, evalset_path: str | None, default_index_dir
         evalset = load_public(dataset, data_dir, limit=limit, holdout=holdout)
         index_dir = build_eval_index(evalset, cache_root, embedder, settings=index_settings, progress=progress)
         articles = evalset.articles
-    result = run_eval(evalset, index_dir, embedder, modes=modes, settings=answerer_settings, rrf_k=rrf_k,
-                      candidates=candidates, progress=progress, cache=cache)
+    result = run_eval(evalset, index_dir, embedder, modes=modes, settings=answerer_settings, hybrid=hybrid,
+                      progress=progress, cache=cache)
     if baseline:
         from ingest.embedder import CachedEmbedder
 

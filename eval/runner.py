@@ -17,6 +17,7 @@ from ingest.embedder import CachedEmbedder, Embedder, EmbeddingCache
 from ingest.errors import BadQueryError
 from retriever.answer import Answer, AnswererSettings, ExtractiveAnswerer, is_crosslingual
 from retriever.index import IndexReader
+from retriever.search import HybridSettings
 
 from . import metrics
 from .datasets import EvalQuestion, EvalSet
@@ -148,7 +149,7 @@ def _sweep(results: list[QuestionResult]) -> list[dict]:
 
 
 def run_eval(evalset: EvalSet, index_dir: Path, embedder: Embedder, *, modes=("hybrid", "dense", "bm25"),
-             settings: AnswererSettings | None = None, rrf_k: int = 60, candidates: int = 50,
+             settings: AnswererSettings | None = None, hybrid: HybridSettings | None = None,
              progress: bool = True, cache: EmbeddingCache | None = None) -> dict:
     """Evaluate every question in every mode.
 
@@ -176,13 +177,14 @@ def run_eval(evalset: EvalSet, index_dir: Path, embedder: Embedder, *, modes=("h
         reader = IndexReader(index_dir, CachedEmbedder(embedder, cache))
         reader.faiss_index, reader.bm25  # noqa: B018 - load now, so load time is measured apart
         load_seconds = load_seconds if load_seconds is not None else time.perf_counter() - t0
-        answerer = ExtractiveAnswerer(reader, mode=mode, settings=raw, rrf_k=rrf_k, candidates=candidates)
+        answerer = ExtractiveAnswerer(reader, mode=mode, settings=raw, hybrid=hybrid)
         bar = tqdm(evalset.questions, desc=f"eval {evalset.name} [{mode}]", unit="q", file=sys.stderr,
                    disable=not progress, dynamic_ncols=True)
         mode_results = [_one(answerer, reader, q, mode, settings) for q in bar]
         summary[mode] = summarize(mode_results, settings)
         results += mode_results
     return {"dataset": evalset.name, "notes": evalset.notes, "load_seconds": load_seconds,
+            "hybrid": asdict(hybrid or HybridSettings()),
             "index": {"passages": reader.passage_count, "articles": reader.article_count,
                       "faiss_index": reader.manifest["faiss_index"], "embed_model": reader.manifest["embed_model"]},
             "settings": asdict(settings), "modes": summary, "results": [asdict(r) for r in results]}

@@ -26,7 +26,7 @@ from ingest.tokenize import tokenize
 
 from .gazetteer import places_in_english
 from .index import IndexReader
-from .search import DenseRetriever, check_query, is_crosslingual, make_retriever, query_terms
+from .search import DenseRetriever, HybridSettings, check_query, is_crosslingual, make_retriever, query_terms
 
 NOT_FOUND_MESSAGE = "资料中没有找到这个问题的答案。(The articles do not answer this question.)"
 
@@ -219,13 +219,14 @@ class ExtractiveAnswerer:
         index: the open index.
         mode: retrieval mode for finding passages (hybrid by default).
         settings: answerer knobs.
+        hybrid: fusion settings for hybrid retrieval.
     """
 
     def __init__(self, index: IndexReader, *, mode: str = "hybrid", settings: AnswererSettings | None = None,
-                 rrf_k: int = 60, candidates: int = 50) -> None:
+                 hybrid: HybridSettings | None = None) -> None:
         self.index = index
         self.settings = settings or AnswererSettings()
-        self.retriever = make_retriever(index, mode, rrf_k=rrf_k, candidates=candidates)
+        self.retriever = make_retriever(index, mode, hybrid)
         self.dense = DenseRetriever(index)
         self._idf_cache: dict[str, float] = {}
 

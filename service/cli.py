@@ -267,7 +267,7 @@ def eval_cmd(ctx, evalset, dataset, modes, limit, split, holdout, baseline, out_
         embedder=engine.embedder().inner, data_dir=s.data_dir, cache_root=s.eval_cache_dir,
         index_settings=engine.index_settings(), answerer_settings=engine.answerer_settings(), modes=mode_list,
         limit=limit, holdout=holdout, baseline=public if baseline is None else baseline, split=split,
-        rrf_k=s.rrf_k, candidates=s.candidates, progress=show, command="wenda eval " + " ".join(sys.argv[2:]),
+        hybrid=engine.hybrid_settings(), progress=show, command="wenda eval " + " ".join(sys.argv[2:]),
     )
     stem = result["dataset"] + (f"-limit{limit}" if limit else "")
     paths = write_outputs(result, Path(out_dir), stem)

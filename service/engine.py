@@ -22,7 +22,7 @@ from ingest.readers import iter_articles
 from ingest.splitter import SplitterSettings
 from retriever.answer import Answer, AnswererSettings, ExtractiveAnswerer
 from retriever.index import IndexReader
-from retriever.search import make_retriever
+from retriever.search import HybridSettings, make_retriever
 
 from .settings import Settings
 
@@ -64,6 +64,10 @@ class Wenda:
     def index_settings(self) -> IndexSettings:
         return IndexSettings(splitter=SplitterSettings(max_chars=self.settings.max_passage_chars),
                              hnsw_min_passages=self.settings.hnsw_min_passages)
+
+    def hybrid_settings(self) -> HybridSettings:
+        s = self.settings
+        return HybridSettings(fusion=s.fusion, alpha=s.fusion_alpha, rrf_k=s.rrf_k, candidates=s.candidates)
 
     def answerer_settings(self) -> AnswererSettings:
         s = self.settings
@@ -117,7 +121,7 @@ class Wenda:
             if mode not in snap.answerers:
                 snap.answerers[mode] = ExtractiveAnswerer(
                     snap.reader, mode=mode, settings=self.answerer_settings(),
-                    rrf_k=self.settings.rrf_k, candidates=self.settings.candidates)
+                    hybrid=self.hybrid_settings())
             return snap.answerers[mode]
 
     # ---- writes -----------------------------------------------------------------
@@ -144,8 +148,7 @@ class Wenda:
     def search(self, query: str, *, k: int | None = None, mode: str | None = None) -> list[tuple[Hit, Passage]]:
         self._check_length(query)
         snap = self.snapshot()
-        retriever = make_retriever(snap.reader, mode or self.settings.mode, rrf_k=self.settings.rrf_k,
-                                   candidates=self.settings.candidates)
+        retriever = make_retriever(snap.reader, mode or self.settings.mode, self.hybrid_settings())
         return retriever.search_passages(query, k or self.settings.top_k)
 
     def _check_length(self, text: str) -> None:

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     hnsw_min_passages: int = Field(200_000, ge=1, description="Use HNSW instead of exact FAISS search from this size.")
     top_k: int = Field(5, ge=1, le=100, description="Hits returned by search and ask.")
     mode: Literal["hybrid", "dense", "bm25"] = Field("hybrid", description="Retrieval mode.")
+    fusion: Literal["convex", "rrf"] = Field("convex", description="How hybrid mode fuses dense and BM25 "
+                                             "scores: convex combination or reciprocal rank fusion.")
+    fusion_alpha: float = Field(0.5, ge=0, le=1, description="Weight of the dense score in convex fusion.")
     rrf_k: int = Field(60, ge=1, le=1000, description="Reciprocal rank fusion constant.")
     candidates: int = Field(50, ge=1, le=1000, description="Hits each retriever contributes to fusion.")
     answer_passages: int = Field(4, ge=1, le=20, description="Top passages the answerer reads.")

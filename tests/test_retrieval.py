@@ -6,7 +6,7 @@ import pytest
 
 from ingest.errors import BadQueryError
 from retriever.index import IndexReader
-from retriever.search import MODES, make_retriever, rrf
+from retriever.search import MODES, HybridSettings, convex, make_retriever, rrf
 
 CONTRACT_QUERIES = ["荆江长江大桥主跨多少米？", "马拉松", "How long is the railway?", "风电 并网 发电量"]
 
@@ -70,14 +70,18 @@ def test_each_chinese_question_finds_its_paragraph_first(reader, mini_questions,
     assert misses == []
 
 
-def test_hybrid_top1_exact(reader, mini_questions):
-    got = [make_retriever(reader, "hybrid").search(q["question"], 1)[0].passage_id
-           for q in mini_questions if q["article_id"] and not q["question"].isascii()]
-    expected = [f"{q['article_id']}:{q['paragraph']}"
-                for q in mini_questions if q["article_id"] and not q["question"].isascii()]
-    # One known miss: the bridge's closing date is also restated in a08:3.
-    wrong = [(e, g) for e, g in zip(expected, got) if e != g]
-    assert wrong == [("a08:1", "a08:3")]
+@pytest.mark.parametrize(("fusion", "misses"), [
+    # 馆长是谁: BM25 prefers the opening paragraph that repeats the library's name.
+    ("convex", [("a01:2", "a01:1")]),
+    # The bridge's closing date is also restated in a08:3.
+    ("rrf", [("a08:1", "a08:3")]),
+])
+def test_hybrid_top1_exact(reader, mini_questions, fusion, misses):
+    retriever = make_retriever(reader, "hybrid", HybridSettings(fusion=fusion))
+    zh = [q for q in mini_questions if q["article_id"] and not q["question"].isascii()]
+    got = [retriever.search(q["question"], 1)[0].passage_id for q in zh]
+    expected = [f"{q['article_id']}:{q['paragraph']}" for q in zh]
+    assert [(e, g) for e, g in zip(expected, got) if e != g] == misses
 
 
 def test_bm25_segments_chinese_words(reader):
@@ -100,3 +104,17 @@ def test_rrf_against_hand_worked_numbers():
     assert fused[0][1] == pytest.approx(1 / 61 + 1 / 62)
     assert fused[1][1] == pytest.approx(1 / 63 + 1 / 61)
     assert fused[2][1] == pytest.approx(1 / 62)
+
+
+def test_convex_fusion_against_hand_worked_numbers():
+    # dense cosines 0.9, 0.8, 0.7 -> min-max 1, 0.5, 0; bm25 10, 5 -> 1, 0.5; alpha 0.5:
+    # d1 = 0.5*1 + 0.5*0.5 = 0.75, d2 = 0.5*0.5 = 0.25, d3 = 0 + 0.5*1 = 0.5
+    fused = convex([(1, 0.9), (2, 0.8), (3, 0.7)], [(3, 10.0), (1, 5.0)], alpha=0.5)
+    assert [d for d, _ in fused] == [1, 3, 2]
+    assert [s for _, s in fused] == pytest.approx([0.75, 0.5, 0.25])
+    assert convex([(7, 0.5)], [], alpha=0.5) == [(7, 0.5)]
+
+
+def test_unknown_fusion_is_refused():
+    with pytest.raises(BadQueryError, match="fusion must be one of convex, rrf \\(got 'max'\\)"):
+        HybridSettings(fusion="max")
