@@ -22,7 +22,12 @@ def _fmt(value) -> str:
 
 
 def _columns(result: dict) -> dict[str, dict]:
-    cols = dict(result["modes"])
+    cols = {}
+    for mode, fig in result["modes"].items():
+        if fig.get("unanswerable") == 0:
+            # No unanswerable question: refusal precision/recall say nothing.
+            fig = {k: v for k, v in fig.items() if k not in ("refusal_precision", "refusal_recall")}
+        cols[mode] = fig
     for mode, fig in (result.get("baseline") or {}).items():
         if isinstance(fig, dict):
             cols[mode] = fig
