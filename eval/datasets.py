@@ -175,6 +175,7 @@ def load_public(name: str, data_dir: str | Path = DEFAULT_DATA_DIR, *, limit: in
         qdata = _to_simplified(qdata)
     questions = squad_questions(qdata)
     total = sum(len(p["qas"]) for a in qdata["data"] for p in a["paragraphs"])
+    usable = len(questions)
     articles: list[Article] = []
     hashes = []
     for f in cfiles:
@@ -187,8 +188,8 @@ def load_public(name: str, data_dir: str | Path = DEFAULT_DATA_DIR, *, limit: in
             needed = {g for q in questions for g in q.gold}
             articles = [a for a in articles if a.article_id in needed]
     notes = []
-    if total != len(squad_questions(qdata)):
-        notes.append(f"{total - len(squad_questions(qdata))} questions skipped: empty question or no answer text "
+    if total != usable:
+        notes.append(f"{total - usable} questions skipped: empty question or no answer text "
                      "found in the context")
     if holdout > 0:
         rng = random.Random(seed)

@@ -15,9 +15,9 @@ from ingest import layout
 from ingest.build import IndexSettings, update_index
 from ingest.embedder import CachedEmbedder, Embedder, EmbeddingCache
 from ingest.errors import BadQueryError
-from retriever.answer import Answer, AnswererSettings, ExtractiveAnswerer, is_crosslingual
+from retriever.answer import Answer, AnswererSettings, ExtractiveAnswerer
 from retriever.index import IndexReader
-from retriever.search import HybridSettings
+from retriever.search import HybridSettings, is_crosslingual
 
 from . import metrics
 from .datasets import EvalQuestion, EvalSet

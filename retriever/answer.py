@@ -168,13 +168,19 @@ def _typed_spans(kind: str | None, text: str, question: str = "") -> list[tuple[
     if kind == "date":
         return [m.span() for m in _DATE.finditer(text)]
     if kind == "who":
-        spans, pos = [], 0
-        for word, flag in _posseg(text):
-            if flag == "nr" and len(word) >= 2 and word not in question:
-                spans.append((pos, pos + len(word)))
-            pos += len(word)
-        return spans
+        return _tagged_spans(text, "nr", question)
     return []
+
+
+def _tagged_spans(text: str, flag: str, question: str) -> list[tuple[int, int]]:
+    """Spans of words jieba tags ``flag`` (nr person, ns place, nt organisation),
+    two characters or longer, that the question does not already contain."""
+    spans, pos = [], 0
+    for word, f in _posseg(text):
+        if f == flag and len(word) >= 2 and word not in question:
+            spans.append((pos, pos + len(word)))
+        pos += len(word)
+    return spans
 
 
 _pos_lock = threading.Lock()
@@ -437,12 +443,7 @@ class ExtractiveAnswerer:
                 picked = self._pick_by_context(qvec, text, spans)
             return picked or self._best_clause(question, qvec, cand, typed=kind)
         if kind in ("who", "place", "org"):
-            flag = {"who": "nr", "place": "ns", "org": "nt"}[kind]
-            spans, pos = [], 0
-            for word, f in _posseg(text):
-                if f == flag and len(word) >= 2 and word not in question:
-                    spans.append((pos, pos + len(word)))
-                pos += len(word)
+            spans = _tagged_spans(text, {"who": "nr", "place": "ns", "org": "nt"}[kind], question)
             if kind == "org":
                 spans += [m.span() for m in _ORG_SUFFIX.finditer(text)]
             if slot:
