@@ -26,15 +26,25 @@ POOL = {"questions": "cmrc2018/cmrc2018_dev.json",
         "contexts": ["cmrc2018/cmrc2018_dev.json", "cmrc2018/cmrc2018_trial.json", "drcd/DRCD_dev.json"]}
 # DRCD is Traditional Chinese; "-t2s" converts it to Simplified with OpenCC.
 DATASET_FILES["drcd-dev-t2s"] = DATASET_FILES["drcd-dev"]
+# Tuning stand-ins built from the trial split only, for what the report sets
+# test and the trial split alone does not: "-s2t" is the trial in Traditional
+# script (DRCD is a cross-script test); "-split" cuts every trial context into
+# sibling paragraphs under one title (DRCD's articles have ~2.6 paragraphs each,
+# CMRC's one), so a question must find its paragraph among its siblings.
+DATASET_FILES["cmrc2018-trial-s2t"] = DATASET_FILES["cmrc2018-trial"]
+DATASET_FILES["cmrc2018-trial-split"] = DATASET_FILES["cmrc2018-trial"]
+TUNING_SETS = ("cmrc2018-trial", "cmrc2018-trial-s2t", "cmrc2018-trial-split")
 DATASETS = ("seed", *DATASET_FILES, "pool")
 
 
-def _to_simplified(data: dict) -> dict:
+def _convert_script(data: dict, config: str = "t2s") -> dict:
+    """Convert every title, context, question and answer with OpenCC
+    (``t2s``: Traditional to Simplified; ``s2tw``: Simplified to Taiwan Traditional, DRCD's script)."""
     try:
         import opencc
     except ImportError as exc:
-        raise CorpusError("drcd-dev-t2s needs OpenCC: pip install -e '.[eval]'") from exc
-    conv = opencc.OpenCC("t2s").convert
+        raise CorpusError("script conversion needs OpenCC: pip install -e '.[eval]'") from exc
+    conv = opencc.OpenCC(config).convert
     for art in data["data"]:
         art["title"] = conv(art.get("title", ""))
         for para in art["paragraphs"]:
@@ -43,6 +53,43 @@ def _to_simplified(data: dict) -> dict:
                 qa["question"] = conv(qa["question"])
                 for a in qa.get("answers", []):
                     a["text"] = conv(str(a.get("text", "")))
+    return data
+
+
+SPLIT_TARGET_CHARS = 180
+
+
+def _split_siblings(data: dict, target: int = SPLIT_TARGET_CHARS) -> dict:
+    """Cut each context into paragraphs of about ``target`` characters at
+    sentence ends (ids ``<id>-s<n>``, same title); each question goes to the
+    paragraph holding its first answer, and is dropped when that answer
+    crosses a cut."""
+    from ingest.splitter import sentence_spans
+
+    for art in data["data"]:
+        new_paras = []
+        for para in art["paragraphs"]:
+            ctx = para["context"]
+            spans = sentence_spans(ctx)
+            n = max(1, round(len(ctx) / target))
+            cuts, acc = [], 0
+            for s, e in spans[:-1]:
+                acc = e
+                if len(cuts) < n - 1 and acc >= len(ctx) * (len(cuts) + 1) / n:
+                    cuts.append(e)
+            bounds = list(zip([0, *cuts], [*cuts, len(ctx)]))
+            parts = [{"id": f"{para['id']}-s{i + 1}", "context": ctx[a:b], "qas": []}
+                     for i, (a, b) in enumerate(bounds)]
+            for qa in para["qas"]:
+                answers = qa.get("answers") or [{}]
+                text = str(answers[0].get("text", "")).strip()
+                start = ctx.find(text) if text else -1
+                for part, (a, b) in zip(parts, bounds):
+                    if text and a <= start and start + len(text) <= b:
+                        part["qas"].append({**qa, "answers": [{"text": text, "answer_start": start - a}]})
+                        break
+            new_paras += parts
+        art["paragraphs"] = new_paras
     return data
 
 
@@ -150,7 +197,8 @@ def load_public(name: str, data_dir: str | Path = DEFAULT_DATA_DIR, *, limit: in
     """A public benchmark as an EvalSet.
 
     Args:
-        name: cmrc2018-trial, cmrc2018-dev, drcd-dev or pool.
+        name: one of ``DATASETS`` (cmrc2018-trial and its -s2t/-split
+            variants are for tuning; the dev sets and the pool for reporting).
         data_dir: the folder holding cmrc2018/ and drcd/.
         limit: ask only the first ``limit`` questions (contexts stay whole,
             except that a slice also drops contexts no asked question needs
@@ -171,10 +219,14 @@ def load_public(name: str, data_dir: str | Path = DEFAULT_DATA_DIR, *, limit: in
     else:
         raise CorpusError(f"Unknown dataset {name!r}; choose one of {', '.join(DATASETS)}.")
     qdata = _read_squad(data_dir / qfile)
-    if name.endswith("-t2s"):
-        qdata = _to_simplified(qdata)
-    questions = squad_questions(qdata)
     total = sum(len(p["qas"]) for a in qdata["data"] for p in a["paragraphs"])
+    if name.endswith("-t2s"):
+        qdata = _convert_script(qdata, "t2s")
+    elif name.endswith("-s2t"):
+        qdata = _convert_script(qdata, "s2tw")
+    elif name.endswith("-split"):
+        qdata = _split_siblings(qdata)
+    questions = squad_questions(qdata)
     usable = len(questions)
     articles: list[Article] = []
     hashes = []
@@ -189,8 +241,8 @@ def load_public(name: str, data_dir: str | Path = DEFAULT_DATA_DIR, *, limit: in
             articles = [a for a in articles if a.article_id in needed]
     notes = []
     if total != usable:
-        notes.append(f"{total - usable} questions skipped: empty question or no answer text "
-                     "found in the context")
+        notes.append(f"{total - usable} questions skipped: empty question, no answer text "
+                     "found in the context" + (", or an answer across a cut" if name.endswith("-split") else ""))
     if holdout > 0:
         rng = random.Random(seed)
         ids = sorted({q.gold[0] for q in questions})

@@ -17,7 +17,7 @@ from retriever.answer import AnswererSettings
 from retriever.search import HybridSettings
 
 from .datasets import EvalSet, load_public, load_seed
-from .runner import build_eval_index, run_eval
+from .runner import EVAL_MODES, build_eval_index, run_eval
 
 
 def machine() -> str:
@@ -42,7 +42,7 @@ def machine() -> str:
 
 def evaluate(*, dataset: str | None, evalset_path: str | None, default_index_dir: Path, corpus_dir: Path,
              embedder: Embedder, data_dir: Path, cache_root: Path, index_settings: IndexSettings,
-             answerer_settings: AnswererSettings, modes=("hybrid", "dense", "bm25"), limit: int | None = None,
+             answerer_settings: AnswererSettings, modes=EVAL_MODES, limit: int | None = None,
              holdout: float = 0.0, baseline: bool = False, split: str | None = None,
              hybrid: HybridSettings | None = None, progress: bool = True, command: str = "") -> dict:
     """Run an evaluation and return its result dict (see ``runner.run_eval``).

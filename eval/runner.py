@@ -23,6 +23,9 @@ from . import metrics
 from .datasets import EvalQuestion, EvalSet
 
 KS = (1, 3, 5, 10)
+# "fused" is hybrid without the evidence rerank: the ablation that shows what
+# the rerank adds.
+EVAL_MODES = ("hybrid", "fused", "dense", "bm25")
 
 
 @dataclass(frozen=True)
@@ -148,7 +151,7 @@ def _sweep(results: list[QuestionResult]) -> list[dict]:
     return rows
 
 
-def run_eval(evalset: EvalSet, index_dir: Path, embedder: Embedder, *, modes=("hybrid", "dense", "bm25"),
+def run_eval(evalset: EvalSet, index_dir: Path, embedder: Embedder, *, modes=EVAL_MODES,
              settings: AnswererSettings | None = None, hybrid: HybridSettings | None = None,
              progress: bool = True, cache: EmbeddingCache | None = None) -> dict:
     """Evaluate every question in every mode.
@@ -177,7 +180,11 @@ def run_eval(evalset: EvalSet, index_dir: Path, embedder: Embedder, *, modes=("h
         reader = IndexReader(index_dir, CachedEmbedder(embedder, cache))
         reader.faiss_index, reader.bm25  # noqa: B018 - load now, so load time is measured apart
         load_seconds = load_seconds if load_seconds is not None else time.perf_counter() - t0
-        answerer = ExtractiveAnswerer(reader, mode=mode, settings=raw, hybrid=hybrid)
+        if mode == "fused":
+            answerer = ExtractiveAnswerer(reader, mode="hybrid", settings=raw,
+                                          hybrid=dataclasses.replace(hybrid or HybridSettings(), rerank_weight=0.0))
+        else:
+            answerer = ExtractiveAnswerer(reader, mode=mode, settings=raw, hybrid=hybrid)
         bar = tqdm(evalset.questions, desc=f"eval {evalset.name} [{mode}]", unit="q", file=sys.stderr,
                    disable=not progress, dynamic_ncols=True)
         mode_results = [_one(answerer, reader, q, mode, settings) for q in bar]

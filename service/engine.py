@@ -67,7 +67,8 @@ class Wenda:
 
     def hybrid_settings(self) -> HybridSettings:
         s = self.settings
-        return HybridSettings(fusion=s.fusion, alpha=s.fusion_alpha, rrf_k=s.rrf_k, candidates=s.candidates)
+        return HybridSettings(fusion=s.fusion, alpha=s.fusion_alpha, rrf_k=s.rrf_k, candidates=s.candidates,
+                              rerank_weight=s.rerank_weight, rerank_depth=s.rerank_depth)
 
     def answerer_settings(self) -> AnswererSettings:
         s = self.settings

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     fusion_alpha: float = Field(0.5, ge=0, le=1, description="Weight of the dense score in convex fusion.")
     rrf_k: int = Field(60, ge=1, le=1000, description="Reciprocal rank fusion constant.")
     candidates: int = Field(50, ge=1, le=1000, description="Hits each retriever contributes to fusion.")
+    rerank_weight: float = Field(1.0, ge=0, le=10, description="Weight of the evidence rerank (question bigrams "
+                                                               "found in one window of the passage); 0 turns it off.")
+    rerank_depth: int = Field(10, ge=1, le=1000, description="How many fused hits the evidence rerank reorders.")
     answer_passages: int = Field(4, ge=1, le=20, description="Top passages the answerer reads.")
     min_confidence: float = Field(0.868, ge=0, le=1, description="Refuse to answer below this similarity.")
     min_confidence_crosslingual: float = Field(0.72, ge=0, le=1,
