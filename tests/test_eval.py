@@ -106,6 +106,35 @@ def test_public_loader_reads_shared_data_and_holds_out():
     assert len(removed) == round(len({q.gold[0] for q in full.questions}) * 0.5)
 
 
+def test_trial_stand_ins_for_tuning():
+    """The sibling split puts each question in the part that holds its answer,
+    under the context's title, and loses no text; the script stand-in is the
+    same questions in Taiwan script."""
+    import json as _json
+
+    from eval.datasets import DEFAULT_DATA_DIR
+
+    raw = _json.loads((DEFAULT_DATA_DIR / "cmrc2018/cmrc2018_trial.json").read_text(encoding="utf-8"))
+    contexts = {p["id"]: (a["title"], p["context"]) for a in raw["data"] for p in a["paragraphs"]}
+    split = load_public("cmrc2018-trial-split")
+    parts = {a.article_id: a for a in split.articles}
+    for cid, (title, ctx) in contexts.items():
+        mine = sorted((a for a in split.articles if a.article_id.rsplit("-s", 1)[0] == cid),
+                      key=lambda a: int(a.article_id.rsplit("-s", 1)[1]))
+        assert "".join(a.text for a in mine) == ctx
+        assert {a.title for a in mine} == {title}
+    assert len(split.articles) > 2 * len(contexts)  # about three siblings a context
+    for q in split.questions:
+        assert q.answers[0] in parts[q.gold[0]].text
+    assert 900 < len(split.questions) <= 1002 and split.notes
+
+    tw = load_public("cmrc2018-trial-s2t", limit=20)
+    plain = load_public("cmrc2018-trial", limit=20)
+    assert [q.qid for q in tw.questions] == [q.qid for q in plain.questions]
+    assert tw.questions[5].question != plain.questions[5].question  # 为什么 → 為什麼 …
+    assert "為" in "".join(q.question for q in tw.questions)
+
+
 def test_eval_cli_on_a_public_slice_with_gate(tmp_path, monkeypatch, warm_cache):
     monkeypatch.setenv("WENDA_EVAL_CACHE_DIR", str(tmp_path / "cache"))
     out = tmp_path / "out"
@@ -136,9 +165,14 @@ def test_eval_cli_seed_default(tmp_path, monkeypatch, warm_cache):
          "answers": ["4777人"], "answerable": True},
         {"id": "x2", "question": "明天北京的天气怎么样？", "gold_passages": [], "answers": [], "answerable": False},
     ]), encoding="utf-8")
-    r = CliRunner().invoke(cli, ["eval", str(evalset), "--modes", "hybrid", "--out", str(tmp_path / "o"),
+    r = CliRunner().invoke(cli, ["eval", str(evalset), "--modes", "hybrid,fused", "--out", str(tmp_path / "o"),
                                  "--no-progress"])
     assert r.exit_code == 0, r.output
     data = json.loads((tmp_path / "o" / "two.json").read_text())
     assert data["modes"]["hybrid"]["exact_match"] == 1.0
     assert data["modes"]["hybrid"]["refusal_recall"] == 1.0
+    # "fused" is hybrid with the rerank off: same index, its own column and rows.
+    assert data["modes"]["fused"]["questions"] == 2
+    assert {r["mode"] for r in data["results"]} == {"hybrid", "fused"}
+    r = CliRunner().invoke(cli, ["eval", str(evalset), "--modes", "hybrid,fuzzy", "--no-progress"])
+    assert r.exit_code == 2 and "unknown mode 'fuzzy'" in r.output
