@@ -7,8 +7,8 @@ import math
 
 import pytest
 from click.testing import CliRunner
+from conftest import SEEDS, fresh_index_dir
 
-from conftest import DATA, SEEDS, fresh_index_dir
 from eval import metrics
 from eval.datasets import EvalQuestion, EvalSet, load_public, load_seed
 from eval.report import check_fail_under, render_table, write_outputs
@@ -124,15 +124,28 @@ def test_trial_stand_ins_for_tuning():
         assert "".join(a.text for a in mine) == ctx
         assert {a.title for a in mine} == {title}
     assert len(split.articles) > 2 * len(contexts)  # about three siblings a context
+    # Each kept question's marked answer sits in its part at the marked offset
+    # (shifted by where the part starts; a few trial offsets are off by 1-2,
+    # counted in UTF-16 units, see PROVENANCE.md).
+    marked = {qa["id"]: (p["id"], qa["answers"][0]) for a in raw["data"] for p in a["paragraphs"] for qa in p["qas"]}
     for q in split.questions:
-        assert q.answers[0] in parts[q.gold[0]].text
-    assert 900 < len(split.questions) <= 1002 and split.notes
+        cid, ans = marked[q.qid]
+        part = parts[q.gold[0]]
+        offset = contexts[cid][1].find(part.text)
+        text = ans["text"].strip()
+        at = part.text.find(text, max(0, ans["answer_start"] - offset - 2))
+        assert text == q.answers[0] and abs(at - (ans["answer_start"] - offset)) <= 2
+    # 2 trial questions have no usable answer; 30 answers cross a cut.
+    assert len(split.questions) == 970
+    assert split.notes == [("32 questions skipped: empty question, no answer text found in the context, "
+                            "or an answer across a cut")]
 
     tw = load_public("cmrc2018-trial-s2t", limit=20)
     plain = load_public("cmrc2018-trial", limit=20)
     assert [q.qid for q in tw.questions] == [q.qid for q in plain.questions]
-    assert tw.questions[5].question != plain.questions[5].question  # 为什么 → 為什麼 …
-    assert "為" in "".join(q.question for q in tw.questions)
+    by_id = {q.qid: q.question for q in tw.questions}
+    assert {q.qid: q.question for q in plain.questions}["TRIAL_154_QUERY_1"] == "尤金袋鼠为什么会被认为是害虫？"
+    assert by_id["TRIAL_154_QUERY_1"] == "尤金袋鼠為什麼會被認為是害蟲？"  # Taiwan forms: 為, not 爲
 
 
 def test_eval_cli_on_a_public_slice_with_gate(tmp_path, monkeypatch, warm_cache):
@@ -171,8 +184,17 @@ def test_eval_cli_seed_default(tmp_path, monkeypatch, warm_cache):
     data = json.loads((tmp_path / "o" / "two.json").read_text())
     assert data["modes"]["hybrid"]["exact_match"] == 1.0
     assert data["modes"]["hybrid"]["refusal_recall"] == 1.0
-    # "fused" is hybrid with the rerank off: same index, its own column and rows.
+    # "fused" is hybrid with the rerank off: the same as hybrid run with
+    # WENDA_RERANK_WEIGHT=0, question by question.
     assert data["modes"]["fused"]["questions"] == 2
-    assert {r["mode"] for r in data["results"]} == {"hybrid", "fused"}
+    monkeypatch.setenv("WENDA_RERANK_WEIGHT", "0")
+    r = CliRunner().invoke(cli, ["eval", str(evalset), "--modes", "hybrid", "--out", str(tmp_path / "off"),
+                                 "--no-progress"])
+    assert r.exit_code == 0, r.output
+    off = json.loads((tmp_path / "off" / "two.json").read_text())
+    keep = ("qid", "ranked", "answer", "confidence")
+    assert ([{k: x[k] for k in keep} for x in data["results"] if x["mode"] == "fused"]
+            == [{k: x[k] for k in keep} for x in off["results"]])
+    monkeypatch.delenv("WENDA_RERANK_WEIGHT")
     r = CliRunner().invoke(cli, ["eval", str(evalset), "--modes", "hybrid,fuzzy", "--no-progress"])
     assert r.exit_code == 2 and "unknown mode 'fuzzy'" in r.output

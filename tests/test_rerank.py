@@ -7,8 +7,8 @@ import pytest
 
 from ingest.errors import BadQueryError
 from ingest.models import Passage
-from retriever.rerank import evidence_coverage, question_bigrams, rerank
 from retriever.index import IndexReader
+from retriever.rerank import evidence_coverage, question_bigrams, rerank
 from retriever.search import HybridSettings, make_retriever
 
 
