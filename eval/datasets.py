@@ -62,7 +62,8 @@ SPLIT_TARGET_CHARS = 180
 def _split_siblings(data: dict, target: int = SPLIT_TARGET_CHARS) -> dict:
     """Cut each context into paragraphs of about ``target`` characters at
     sentence ends (ids ``<id>-s<n>``, same title); each question goes to the
-    paragraph holding its first answer, and is dropped when that answer
+    paragraph holding its first answer (at its marked offset when that is
+    right, else where the text first occurs), and is dropped when that answer
     crosses a cut."""
     from ingest.splitter import sentence_spans
 
@@ -70,20 +71,21 @@ def _split_siblings(data: dict, target: int = SPLIT_TARGET_CHARS) -> dict:
         new_paras = []
         for para in art["paragraphs"]:
             ctx = para["context"]
-            spans = sentence_spans(ctx)
             n = max(1, round(len(ctx) / target))
-            cuts, acc = [], 0
-            for s, e in spans[:-1]:
-                acc = e
-                if len(cuts) < n - 1 and acc >= len(ctx) * (len(cuts) + 1) / n:
-                    cuts.append(e)
+            cuts: list[int] = []
+            for _, end in sentence_spans(ctx)[:-1]:
+                if len(cuts) < n - 1 and end >= len(ctx) * (len(cuts) + 1) / n:
+                    cuts.append(end)
             bounds = list(zip([0, *cuts], [*cuts, len(ctx)]))
             parts = [{"id": f"{para['id']}-s{i + 1}", "context": ctx[a:b], "qas": []}
                      for i, (a, b) in enumerate(bounds)]
             for qa in para["qas"]:
-                answers = qa.get("answers") or [{}]
-                text = str(answers[0].get("text", "")).strip()
-                start = ctx.find(text) if text else -1
+                first = (qa.get("answers") or [{}])[0]
+                raw = str(first.get("text", ""))
+                text = raw.strip()
+                mark = first.get("answer_start", -1)
+                mark = mark + len(raw) - len(raw.lstrip()) if isinstance(mark, int) else -1
+                start = mark if text and mark >= 0 and ctx[mark:mark + len(text)] == text else ctx.find(text)
                 for part, (a, b) in zip(parts, bounds):
                     if text and a <= start and start + len(text) <= b:
                         part["qas"].append({**qa, "answers": [{"text": text, "answer_start": start - a}]})
@@ -238,6 +240,10 @@ def load_public(name: str, data_dir: str | Path = DEFAULT_DATA_DIR, *, limit: in
         questions = questions[:limit]
         if name != "pool":
             needed = {g for q in questions for g in q.gold}
+            if name.endswith("-split"):
+                # Keep every sibling of a needed context: they are the test.
+                needed = {a.article_id for a in articles if a.article_id.rsplit("-s", 1)[0]
+                          in {g.rsplit("-s", 1)[0] for g in needed}}
             articles = [a for a in articles if a.article_id in needed]
     notes = []
     if total != usable:
@@ -251,6 +257,11 @@ def load_public(name: str, data_dir: str | Path = DEFAULT_DATA_DIR, *, limit: in
         questions = [EvalQuestion(q.qid, q.question, False, (), (), "heldout", q.split, q.lang)
                      if q.gold[0] in removed else q for q in questions]
         notes.append(f"{len(removed)} contexts held out; their questions are unanswerable")
-    fp = hashlib.sha256(json.dumps([name, hashes, limit, holdout, seed]).encode()).hexdigest()[:16]
+    # The fingerprint keys the cached index: it covers the articles as built
+    # (after any conversion or split), not only the files they came from.
+    content = hashlib.sha256()
+    for a in articles:
+        content.update(f"{a.article_id}\0{a.title}\0{a.text}\0".encode())
+    fp = hashlib.sha256(json.dumps([name, hashes, limit, holdout, seed, content.hexdigest()]).encode()).hexdigest()[:16]
     suffix = f"-holdout{holdout:g}" if holdout else ""
     return EvalSet(f"{name}{suffix}", questions, articles, fp, notes)

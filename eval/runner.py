@@ -190,8 +190,10 @@ def run_eval(evalset: EvalSet, index_dir: Path, embedder: Embedder, *, modes=EVA
         mode_results = [_one(answerer, reader, q, mode, settings) for q in bar]
         summary[mode] = summarize(mode_results, settings)
         results += mode_results
+    hybrid = hybrid or HybridSettings()
     return {"dataset": evalset.name, "notes": evalset.notes, "load_seconds": load_seconds,
-            "hybrid": asdict(hybrid or HybridSettings()),
+            "hybrid": asdict(hybrid),
+            "fused": asdict(dataclasses.replace(hybrid, rerank_weight=0.0)),
             "index": {"passages": reader.passage_count, "articles": reader.article_count,
                       "faiss_index": reader.manifest["faiss_index"], "embed_model": reader.manifest["embed_model"]},
             "settings": asdict(settings), "modes": summary, "results": [asdict(r) for r in results]}

@@ -23,7 +23,7 @@ some set operations per candidate, no model call.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from ingest.models import Passage
 from ingest.splitter import sentence_spans
@@ -50,56 +50,44 @@ def question_bigrams(question: str) -> frozenset[str]:
     return frozenset(out)
 
 
-def _units(text: str) -> list[str]:
-    """Chinese characters one by one, Latin/digit runs whole."""
-    units: list[str] = []
-    word = ""
-    for ch in text:
-        if ch.isalnum() and not _CJK.match(ch):
-            word += ch
-            continue
-        if word:
-            units.append(word)
-            word = ""
-        if _CJK.match(ch):
-            units.append(ch)
-    if word:
-        units.append(word)
-    return units
+_UNIT = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]|[^\W_\u3400-\u9fff\uf900-\ufaff]+")
 
 
 def _bigrams(text: str) -> set[str]:
-    """Bigrams of units inside each run between punctuation or spaces (none
-    spans a sentence end)."""
+    """Bigrams of units (a Chinese character, or a run of letters and digits)
+    inside each run between punctuation or spaces: none spans a sentence end."""
     out: set[str] = set()
     for piece in _PUNCT.split(text):
-        units = _units(piece)
-        out.update(units[i] + units[i + 1] for i in range(len(units) - 1))
+        units = _UNIT.findall(piece)
+        out.update(map(str.__add__, units, units[1:]))
     return out
 
 
-def window_texts(text: str, width: int = 1) -> Iterable[str]:
-    """Each sentence with ``width`` sentences either side (the whole text when
-    it has one sentence)."""
-    spans = sentence_spans(text)
-    if len(spans) <= 1:
-        yield text
-        return
-    for i in range(len(spans)):
-        yield text[spans[max(0, i - width)][0]:spans[min(len(spans) - 1, i + width)][1]]
-
-
 def evidence_coverage(qbigrams: frozenset[str], text: str, width: int = 1, *, context: str = "") -> float:
-    """Share of the question's bigrams found in the best window of ``text``;
-    bigrams of ``context`` (the title and heading the passage sits under)
-    count as found in every window. 0 when the question has no bigrams (e.g.
-    a one-word or English question)."""
+    """How much of the question one place in ``text`` holds.
+
+    Args:
+        qbigrams: ``question_bigrams(question)``.
+        text: the passage text.
+        width: a window is one sentence with ``width`` sentences either side.
+        context: the title and heading the passage sits under; its bigrams
+            count as found in every window.
+
+    Returns:
+        The share (0..1) of ``qbigrams`` in the best window; 0 when there are
+        none (a one-word or English question).
+    """
     if not qbigrams:
         return 0.0
     given = qbigrams & _bigrams(context.lower()) if context else frozenset()
+    lowered = text.lower()
+    # No bigram spans a sentence end, so a window's bigrams are the union of
+    # its sentences': each sentence is cut once, not once per window.
+    found = [qbigrams & _bigrams(lowered[s:e]) for s, e in sentence_spans(lowered)] or [frozenset()]
     best = len(given)
-    for window in window_texts(text.lower(), width):
-        best = max(best, len((qbigrams & _bigrams(window)) | given))
+    for i in range(len(found)):
+        window = given.union(*found[max(0, i - width):i + width + 1])
+        best = max(best, len(window))
         if best == len(qbigrams):
             break
     return best / len(qbigrams)
@@ -107,8 +95,20 @@ def evidence_coverage(qbigrams: frozenset[str], text: str, width: int = 1, *, co
 
 def rerank(question: str, scored: Sequence[tuple[int, float]], passages: dict[int, Passage], *,
            weight: float, width: int = 1) -> list[tuple[int, float]]:
-    """``scored`` (row id, fused score) re-sorted by score + weight *
-    coverage, the passage's title and section heading counting as context; rows without a passage keep their score. Stable on ties."""
+    """Reorder fused hits by evidence coverage.
+
+    Args:
+        question: the question as asked.
+        scored: (row id, fused score) pairs, on a 0..1 scale.
+        passages: the passages of those rows (a row without one keeps its score).
+        weight: added score per unit of coverage; 0 returns ``scored`` as is.
+        width: sentences either side of a window's centre.
+
+    Returns:
+        (row id, score + weight * coverage) pairs, best first; ties keep their
+        order. The title and section heading count as context (found in every
+        window).
+    """
     qb = question_bigrams(question)
     if not qb or weight == 0:
         return list(scored)

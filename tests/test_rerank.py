@@ -95,3 +95,16 @@ def test_rerank_settings_are_validated():
         HybridSettings(rerank_weight=-1)
     with pytest.raises(BadQueryError, match="rerank_depth"):
         HybridSettings(rerank_depth=0)
+
+
+@pytest.mark.parametrize("fusion", ["convex", "rrf"])
+def test_scores_stay_on_one_scale_past_the_rerank_depth(reader, fusion):
+    """Hits below the reranked top keep a score under every reranked one, and
+    every score is on the 0..1 + weight scale whichever fusion ran."""
+    settings = HybridSettings(fusion=fusion, rerank_depth=5)
+    hits = make_retriever(reader, "hybrid", settings).search("江州市新图书馆的馆长是谁？", 20)
+    scores = [h.score for h in hits]
+    assert len(hits) == 20
+    assert scores == sorted(scores, reverse=True)
+    assert 0 <= scores[-1] and scores[0] <= 1 + settings.rerank_weight
+    assert scores[5] <= 1.0  # past the depth: the fused score alone
