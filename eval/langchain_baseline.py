@@ -27,6 +27,15 @@ from .runner import KS
 MODES = ("lc-ensemble", "lc-dense", "lc-bm25")
 
 
+def require_packages() -> None:
+    """Fail now, not after the evaluation, when the baseline's packages are missing.
+
+    Raises:
+        ModelUnavailableError: a LangChain package or rank-bm25 is not installed.
+    """
+    _imports()
+
+
 def _imports():
     try:
         with warnings.catch_warnings():
@@ -36,9 +45,10 @@ def _imports():
             from langchain_community.vectorstores import FAISS
             from langchain_core.documents import Document
             from langchain_text_splitters import RecursiveCharacterTextSplitter
+            import rank_bm25  # noqa: F401 - BM25Retriever imports it only when it builds
     except ImportError as exc:
         raise ModelUnavailableError(
-            "the LangChain baseline needs extra packages: pip install -e '.[eval]'"
+            "the LangChain baseline needs extra packages: pip install -e '.[eval]' (or pass --no-baseline)"
         ) from exc
     return EnsembleRetriever, BM25Retriever, FAISS, Document, RecursiveCharacterTextSplitter
 

@@ -51,6 +51,10 @@ def evaluate(*, dataset: str | None, evalset_path: str | None, default_index_dir
     index over the bundled corpus); public sets get their own cached index.
     """
     t0 = time.perf_counter()
+    if baseline:
+        from .langchain_baseline import require_packages
+
+        require_packages()
     cache = EmbeddingCache(cache_root / "embeddings.sqlite")
     articles: list[Article] | None
     if dataset in (None, "seed"):

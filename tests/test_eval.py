@@ -148,6 +148,26 @@ def test_trial_stand_ins_for_tuning():
     assert by_id["TRIAL_154_QUERY_1"] == "尤金袋鼠為什麼會被認為是害蟲？"  # Taiwan forms: 為, not 爲
 
 
+def test_eval_without_baseline_packages_fails_before_running(tmp_path, monkeypatch):
+    """With the LangChain extras missing, a public eval stops at once with
+    the fix, instead of after the whole run; --no-baseline runs."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "rank_bm25", None)  # as if not installed
+    monkeypatch.setenv("WENDA_EVAL_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "out"
+    args = ["eval", "--dataset", "cmrc2018-trial", "--limit", "3", "--modes", "bm25", "--out", str(out),
+            "--no-progress"]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 1
+    assert r.stderr.strip() == ("Error: the LangChain baseline needs extra packages: pip install -e '.[eval]' "
+                                "(or pass --no-baseline)")
+    assert not (tmp_path / "cache").exists() and not out.exists()  # nothing was indexed or written
+    r = CliRunner().invoke(cli, [*args, "--no-baseline"])
+    assert r.exit_code == 0, r.output
+    assert (out / "cmrc2018-trial-limit3.json").exists()
+
+
 def test_eval_cli_on_a_public_slice_with_gate(tmp_path, monkeypatch, warm_cache):
     monkeypatch.setenv("WENDA_EVAL_CACHE_DIR", str(tmp_path / "cache"))
     out = tmp_path / "out"
