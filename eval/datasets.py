@@ -33,7 +33,6 @@ DATASET_FILES["drcd-dev-t2s"] = DATASET_FILES["drcd-dev"]
 # CMRC's one), so a question must find its paragraph among its siblings.
 DATASET_FILES["cmrc2018-trial-s2t"] = DATASET_FILES["cmrc2018-trial"]
 DATASET_FILES["cmrc2018-trial-split"] = DATASET_FILES["cmrc2018-trial"]
-TUNING_SETS = ("cmrc2018-trial", "cmrc2018-trial-s2t", "cmrc2018-trial-split")
 DATASETS = ("seed", *DATASET_FILES, "pool")
 
 
@@ -242,8 +241,8 @@ def load_public(name: str, data_dir: str | Path = DEFAULT_DATA_DIR, *, limit: in
             needed = {g for q in questions for g in q.gold}
             if name.endswith("-split"):
                 # Keep every sibling of a needed context: they are the test.
-                needed = {a.article_id for a in articles if a.article_id.rsplit("-s", 1)[0]
-                          in {g.rsplit("-s", 1)[0] for g in needed}}
+                contexts = {g.rsplit("-s", 1)[0] for g in needed}
+                needed = {a.article_id for a in articles if a.article_id.rsplit("-s", 1)[0] in contexts}
             articles = [a for a in articles if a.article_id in needed]
     notes = []
     if total != usable:

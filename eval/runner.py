@@ -170,6 +170,8 @@ def run_eval(evalset: EvalSet, index_dir: Path, embedder: Embedder, *, modes=EVA
     from tqdm import tqdm
 
     settings = settings or AnswererSettings()
+    hybrid = hybrid or HybridSettings()
+    fused = dataclasses.replace(hybrid, rerank_weight=0.0)
     raw = dataclasses.replace(settings, min_confidence=0.0, min_confidence_crosslingual=0.0)
     cache = cache or EmbeddingCache(Path(index_dir) / layout.CACHE)
     summary, results, load_seconds = {}, [], None
@@ -181,8 +183,7 @@ def run_eval(evalset: EvalSet, index_dir: Path, embedder: Embedder, *, modes=EVA
         reader.faiss_index, reader.bm25  # noqa: B018 - load now, so load time is measured apart
         load_seconds = load_seconds if load_seconds is not None else time.perf_counter() - t0
         if mode == "fused":
-            answerer = ExtractiveAnswerer(reader, mode="hybrid", settings=raw,
-                                          hybrid=dataclasses.replace(hybrid or HybridSettings(), rerank_weight=0.0))
+            answerer = ExtractiveAnswerer(reader, mode="hybrid", settings=raw, hybrid=fused)
         else:
             answerer = ExtractiveAnswerer(reader, mode=mode, settings=raw, hybrid=hybrid)
         bar = tqdm(evalset.questions, desc=f"eval {evalset.name} [{mode}]", unit="q", file=sys.stderr,
@@ -190,10 +191,8 @@ def run_eval(evalset: EvalSet, index_dir: Path, embedder: Embedder, *, modes=EVA
         mode_results = [_one(answerer, reader, q, mode, settings) for q in bar]
         summary[mode] = summarize(mode_results, settings)
         results += mode_results
-    hybrid = hybrid or HybridSettings()
     return {"dataset": evalset.name, "notes": evalset.notes, "load_seconds": load_seconds,
-            "hybrid": asdict(hybrid),
-            "fused": asdict(dataclasses.replace(hybrid, rerank_weight=0.0)),
+            "hybrid": asdict(hybrid), "fused": asdict(fused),
             "index": {"passages": reader.passage_count, "articles": reader.article_count,
                       "faiss_index": reader.manifest["faiss_index"], "embed_model": reader.manifest["embed_model"]},
             "settings": asdict(settings), "modes": summary, "results": [asdict(r) for r in results]}

@@ -36,7 +36,6 @@ _QUESTION_WORDS = sorted(
     key=len, reverse=True,
 )
 _SPLIT = re.compile("|".join(map(re.escape, _QUESTION_WORDS)) + r"|[^\w]|_", re.UNICODE)
-_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _PUNCT = re.compile(r"[^\w]+|_+", re.UNICODE)
 
 
@@ -50,7 +49,9 @@ def question_bigrams(question: str) -> frozenset[str]:
     return frozenset(out)
 
 
-_UNIT = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]|[^\W_\u3400-\u9fff\uf900-\ufaff]+")
+_HAN = "\u3400-\u9fff\uf900-\ufaff"
+# A unit is one Chinese character, or a run of other letters and digits.
+_UNIT = re.compile(f"[{_HAN}]|[^\\W_{_HAN}]+")
 
 
 def _bigrams(text: str) -> set[str]:

@@ -209,16 +209,16 @@ class HybridRetriever(_Base):
         sparse = self.bm25._rowids(query, m)
         if st.fusion == "rrf":
             fused = rrf([[r for r, _ in dense], [r for r, _ in sparse]], k=st.rrf_k)
-            if fused and st.rerank_weight:
-                # RRF scores are ~1/60: divide the whole list by the best, so
-                # the rerank adds to a 0..1 scale as with convex fusion. (The
-                # weight was tuned with convex fusion only.)
-                hi = fused[0][1]
-                fused = [(r, s / hi) for r, s in fused]
         else:
             fused = convex(dense, sparse, alpha=st.alpha)
         if st.rerank_weight == 0 or not fused:
             return fused
+        if st.fusion == "rrf":
+            # RRF scores are ~1/60: divide the whole list by the best, so the
+            # rerank adds to a 0..1 scale as with convex fusion. (The weight
+            # was tuned with convex fusion only.)
+            hi = fused[0][1]
+            fused = [(r, s / hi) for r, s in fused]
         top = fused[:st.rerank_depth]
         head = rerank(query, top, self.index.passages([r for r, _ in top]), weight=st.rerank_weight)
         return head + fused[st.rerank_depth:]
