@@ -15,6 +15,7 @@ from ingest import layout
 from ingest.build import IndexSettings, update_index
 from ingest.embedder import CachedEmbedder, Embedder, EmbeddingCache
 from ingest.errors import BadQueryError
+from ingest.tokenize import TOKENIZER_ID
 from retriever.answer import Answer, AnswererSettings, ExtractiveAnswerer
 from retriever.index import IndexReader
 from retriever.search import HybridSettings, is_crosslingual
@@ -68,9 +69,10 @@ def _gold_match(key: str, gold: tuple[str, ...]) -> bool:
 def build_eval_index(evalset: EvalSet, cache_root: Path, embedder: Embedder, *, settings: IndexSettings,
                      progress: bool = True) -> Path:
     """Index an eval set's articles once; later runs reuse it (keyed by the
-    data files' hash, the model and the splitter settings). Vectors go to one
+    data files' hash, the model, the splitter settings and the tokenizer). Vectors go to one
     shared cache, so the pool reuses what dev embedded."""
-    key = hashlib.sha256(repr((evalset.fingerprint, embedder.model_id, asdict(settings))).encode()).hexdigest()[:12]
+    key = hashlib.sha256(repr((evalset.fingerprint, embedder.model_id, asdict(settings), TOKENIZER_ID))
+                         .encode()).hexdigest()[:12]
     index_dir = cache_root / f"{evalset.name}-{key}"
     if layout.current_generation(index_dir) is None:
         if progress:

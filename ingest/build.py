@@ -119,8 +119,10 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def check_compatible(manifest: dict, *, model_id: str, dim: int, splitter: SplitterSettings | None = None) -> None:
-    """Refuse an index built with another model, dimension or splitter.
+def check_compatible(manifest: dict, *, model_id: str, dim: int, splitter: SplitterSettings | None = None,
+                     tokenizer: str | None = None) -> None:
+    """Refuse an index built with another model, dimension, splitter or (when
+    ``tokenizer`` is given: at query time) BM25 tokenizer.
 
     Raises:
         IndexMismatchError: with what to do about it.
@@ -140,6 +142,11 @@ def check_compatible(manifest: dict, *, model_id: str, dim: int, splitter: Split
         raise IndexMismatchError(
             f"Index was split with {manifest.get('splitter')} but settings say {asdict(splitter)}; "
             "re-run 'wenda ingest --rebuild' or restore the settings."
+        )
+    if tokenizer is not None and manifest.get("tokenizer") != tokenizer:
+        raise IndexMismatchError(
+            f"Index words were cut by tokenizer {manifest.get('tokenizer')}, this wenda uses {tokenizer}; "
+            "run 'wenda ingest' once to re-cut them (nothing is re-embedded)."
         )
 
 
@@ -356,8 +363,13 @@ def _apply(prev: Path | None, tmp: Path, cache: EmbeddingCache, embedder: Embedd
             bar.set_postfix(passages=len(new_ids) + len(pending), refresh=False)
         flush()
     object.__setattr__(report, "passages_embedded", cached.computed)
+    # An index from a wenda with another tokenizer: its terms are re-cut here,
+    # so any write (even 'wenda ingest' with nothing new) upgrades it.
+    retokenized = prev is not None and layout.read_manifest(prev).get("tokenizer") != TOKENIZER_ID
+    if retokenized:
+        store.retokenize(lambda p: tokenize(index_text(p)))
 
-    if not (report.added or report.updated or report.deleted):
+    if not (report.added or report.updated or report.deleted or retokenized):
         store.close()
         if prev is None:
             reasons = "; ".join(f"{s.path}: {s.reason}" for s in report.skipped[:5])

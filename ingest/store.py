@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
 from datetime import datetime, timezone
 from pathlib import Path
@@ -204,6 +204,20 @@ class SqliteStore:
             )
             rowids.append(cur.lastrowid)
         return rowids
+
+    def retokenize(self, tokenize: Callable[[Passage], list[str]], batch: int = 10_000) -> int:
+        """Re-make every passage's BM25 terms with ``tokenize``; returns how many."""
+        conn = self._conn()
+        last, done = -1, 0
+        while True:
+            rows = conn.execute(f"SELECT {_PASSAGE_COLS} FROM passages p JOIN articles a USING (article_id) "
+                                "WHERE p.id > ? ORDER BY p.id LIMIT ?", (last, batch)).fetchall()
+            if not rows:
+                return done
+            conn.executemany("UPDATE passages SET tokens = ? WHERE id = ?",
+                             [(" ".join(tokenize(p)), rowid) for rowid, p in map(_passage, rows)])
+            done += len(rows)
+            last = rows[-1][0]
 
     def commit(self) -> None:
         conn = self._conn()

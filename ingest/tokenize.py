@@ -5,6 +5,10 @@ as one token, so BM25 would only ever match whole sentences. Search mode
 (``cut_for_search``) also emits the shorter words inside long ones
 (大学生乡村医生 -> 大学, 大学生, 乡村, 医生, 乡村医生), which helps recall
 when a question words a thing differently.
+
+Text is folded to Simplified script first (ingest/script.py): jieba's
+dictionary is Simplified, and a question in one script then finds passages in
+the other.
 """
 
 from __future__ import annotations
@@ -13,7 +17,11 @@ import logging
 import threading
 import unicodedata
 
-TOKENIZER_ID = "jieba-search-v1"
+from .script import FOLD_ID, fold_script
+
+# Recorded in each index's manifest; an index made with another one is
+# re-tokenized by its next write (see ingest/build.py).
+TOKENIZER_ID = f"jieba-search+{FOLD_ID}-v2"
 
 # Function words and question words; they carry no topic. (Hand-picked; the
 # question words matter because every question has one and no passage does.)
@@ -46,8 +54,9 @@ def _is_word(token: str) -> bool:
 
 
 def tokenize(text: str) -> list[str]:
-    """Segment text into lower-cased BM25 terms, without punctuation or stopwords."""
+    """Segment text into lower-cased BM25 terms in Simplified script, without
+    punctuation or stopwords."""
     return [
-        t for t in (w.strip().lower() for w in _jieba().cut_for_search(text))
+        t for t in (w.strip().lower() for w in _jieba().cut_for_search(fold_script(text)))
         if t and _is_word(t) and t not in STOPWORDS
     ]

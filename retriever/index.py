@@ -10,6 +10,7 @@ import numpy as np
 
 from ingest import layout
 from ingest.build import check_compatible
+from ingest.tokenize import TOKENIZER_ID
 from ingest.embedder import Embedder
 from ingest.errors import IndexMismatchError, NotFoundError
 from ingest.models import Article, Paragraph, Passage
@@ -25,7 +26,7 @@ class IndexReader:
 
     Raises:
         IndexNotFoundError: there is no index.
-        IndexMismatchError: the index was built with another model or dimension.
+        IndexMismatchError: the index was built with another model, dimension or tokenizer.
     """
 
     def __init__(self, index_dir: str | os.PathLike, embedder: Embedder) -> None:
@@ -37,7 +38,7 @@ class IndexReader:
                 f"Index format {self.manifest.get('format_version')} is not {layout.FORMAT_VERSION}; "
                 "re-run 'wenda ingest --rebuild'."
             )
-        check_compatible(self.manifest, model_id=embedder.model_id, dim=embedder.dim)
+        check_compatible(self.manifest, model_id=embedder.model_id, dim=embedder.dim, tokenizer=TOKENIZER_ID)
         self.embedder = embedder
         self.store = SqliteStore(self.generation / layout.STORE, readonly=True)
 

@@ -7,8 +7,9 @@ so a sibling paragraph of the same article, which shares the topic and the
 title, often ties with the one that answers. Character bigrams of the
 question, counted inside the best window of consecutive sentences, separate
 them. Bigrams rather than jieba words, because they need no segmentation: they
-work the same on Traditional script (where jieba's Simplified dictionary cuts
-badly), on names jieba does not know, and on mixed scripts.
+work on names jieba does not know. Both sides are folded to Simplified
+script first (ingest/script.py), so a question in one script matches
+passages in the other.
 
 The heading or title a passage sits under counts as found in every window:
 siblings share it, so the words that set them apart decide. (Tuned on the
@@ -26,13 +27,14 @@ import re
 from collections.abc import Sequence
 
 from ingest.models import Passage
+from ingest.script import fold_script
 from ingest.splitter import sentence_spans
 
-# Question words and particles in both scripts: they are in every question and
-# in no answer, so they would only dilute the coverage.
+# Question words and particles (in Simplified: text is folded first): they are
+# in every question and in no answer, so they would only dilute the coverage.
 _QUESTION_WORDS = sorted(
-    """什么 甚么 什麼 甚麼 哪个 哪個 哪些 哪里 哪裡 哪儿 哪兒 哪一 哪 谁 誰 几 幾 多少 如何 怎样 怎樣 怎么 怎麼
-    为什么 為什麼 爲什麼 为何 為何 爲何 何时 何時 何地 何处 何處 是否 是不是 吗 嗎 呢 吧""".split(),
+    """什么 甚么 哪个 哪些 哪里 哪儿 哪一 哪 谁 几 多少 如何 怎样 怎么
+    为什么 为何 何时 何地 何处 是否 是不是 吗 呢 吧""".split(),
     key=len, reverse=True,
 )
 _SPLIT = re.compile("|".join(map(re.escape, _QUESTION_WORDS)) + r"|[^\w]|_", re.UNICODE)
@@ -44,7 +46,7 @@ def question_bigrams(question: str) -> frozenset[str]:
     punctuation cut it into pieces; Latin words and numbers count as one unit
     each, Chinese characters pair up inside a piece."""
     out: set[str] = set()
-    for piece in _SPLIT.split(question.lower()):
+    for piece in _SPLIT.split(fold_script(question).lower()):
         out |= _bigrams(piece)
     return frozenset(out)
 
@@ -80,8 +82,8 @@ def evidence_coverage(qbigrams: frozenset[str], text: str, width: int = 1, *, co
     """
     if not qbigrams:
         return 0.0
-    given = qbigrams & _bigrams(context.lower()) if context else frozenset()
-    lowered = text.lower()
+    given = qbigrams & _bigrams(fold_script(context).lower()) if context else frozenset()
+    lowered = fold_script(text).lower()
     # No bigram spans a sentence end, so a window's bigrams are the union of
     # its sentences': each sentence is cut once, not once per window.
     found = [qbigrams & _bigrams(lowered[s:e]) for s, e in sentence_spans(lowered)] or [frozenset()]

