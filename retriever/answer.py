@@ -26,7 +26,16 @@ from ingest.tokenize import tokenize
 
 from .gazetteer import places_in_english
 from .index import IndexReader
-from .search import DenseRetriever, HybridSettings, check_query, is_crosslingual, make_retriever, query_terms
+from .search import (
+    DenseRetriever,
+    HybridSettings,
+    check_query,
+    is_crosslingual,
+    make_retriever,
+    query_terms,
+)
+from .span import clause_at, head_noun, widen, with_era
+from .span import clauses as sentence_clauses
 
 NOT_FOUND_MESSAGE = "资料中没有找到这个问题的答案。(The articles do not answer this question.)"
 
@@ -60,6 +69,8 @@ _CLAUSE = re.compile(r"[，,；;：:]")
 _ASK_EXPLAIN = re.compile(r"为什么|为何|如何|怎样|怎么|什么是|是什么意思|指什么|定义|区别|哪些方面|作用是|意义|寓意|原因|\bwhy\b|\bhow\b(?! (many|much|long|large|high|far|old))", re.I)
 # The question word whose place in the question marks where the answer sits.
 _WH = re.compile(r"为什么|什么时候|什么|哪一?[两三四五六七八九十几]?[个位种年天家部条座所项国些样里儿类名支只首本届场]?|谁|多少|几[个位种年天家部条座所项名岁次]?|何[时地种人处]")
+# A slot this short, with question words on both sides, is taken as it stands.
+SHORT_SLOT = 12
 _SLOT_STOP = "，。；！？,;!?"
 _GENERIC_PLACES = frozenset("中国 全国 全省 全区 全市 国家 城市 地方 城乡 农村 基层 社区".split())
 _PLACE_SUFFIX = re.compile(r"(?:壮族自治区|维吾尔自治区|回族自治区|自治区|自治州|自治县|特别行政区|省|市|县|区|州)$")
@@ -423,6 +434,13 @@ class ExtractiveAnswerer:
             e -= 1
         if e <= s or e - s > 40:
             return None
+        if m.group().startswith(("什么", "哪")) and rstart is not None and e == rstart:
+            # The noun the question word modifies belongs to the answer when
+            # it follows without 的: 就读于哪所小学 against 就读于南昌路小学 ->
+            # 南昌路小学 (but 以什么成绩 against 以2小时11分的成绩 -> 2小时11分).
+            head = head_noun(right, text[rstart:], _posseg)
+            if head:
+                e = rstart + len(head)
         return s, e
 
     def short_span(self, question: str, qvec: np.ndarray, cand: Candidate) -> tuple[int, int]:
@@ -441,27 +459,40 @@ class ExtractiveAnswerer:
             picked = picked or self._pick(question, text, spans)
             if picked is None and spans:
                 picked = self._pick_by_context(qvec, text, spans)
-            return picked or self._best_clause(question, qvec, cand, typed=kind)
+            if picked:
+                picked = widen(text, picked, spans, dates=kind == "date")
+                return with_era(text, picked) if kind == "date" else picked
+            return self._best_clause(question, qvec, cand, typed=kind)
         if kind in ("who", "place", "org"):
             spans = _tagged_spans(text, {"who": "nr", "place": "ns", "org": "nt"}[kind], question)
             if kind == "org":
                 spans += [m.span() for m in _ORG_SUFFIX.finditer(text)]
             if slot:
+                # A short slot bounded by the question's words on both sides
+                # is the name itself; the tagger tends to cut foreign and
+                # compound names short (熊谷元|直, 保罗·|皮尔斯).
                 inside = [sp for sp in spans if slot[0] <= sp[0] and sp[1] <= slot[1]]
-                return inside[0] if inside else slot
+                if inside and not (slot[1] - slot[0] <= SHORT_SLOT and self._two_sided(question, text, slot)):
+                    return inside[0]
+                return slot
             picked = self._pick(question, text, spans) or \
                 self._pick(question, text, [m.span(1) for m in _QUOTED.finditer(text)])
             return picked or self._best_clause(question, qvec, cand)
         quoted = self._pick(question, text, [m.span(1) for m in _QUOTED.finditer(text)])
         if _ASK_NAMING.search(question) and (slot or quoted):
             return slot or quoted
-        if slot and slot[1] - slot[0] <= 12 and self._two_sided(question, text, slot):
+        if slot and slot[1] - slot[0] <= SHORT_SLOT and self._two_sided(question, text, slot):
             return slot
         if quoted:
             return quoted
         # Other 什么-questions mostly ask for a description: on the CMRC 2018
-        # trial split the whole sentence scored a higher F1 than any shorter cut.
-        return self._trim_sentence(text)
+        # trial split the rest of the sentence from the slot's clause on scored
+        # a higher F1 than the slot alone (gold spans there run on to the
+        # sentence end more often than not).
+        s, e = self._trim_sentence(text)
+        if slot:
+            s = clause_at(text, slot[0])[0]
+        return s, e
 
     @staticmethod
     def _two_sided(question: str, text: str, slot: tuple[int, int]) -> bool:
@@ -484,13 +515,7 @@ class ExtractiveAnswerer:
     def _best_clause(self, question: str, qvec: np.ndarray, cand: Candidate,
                      typed: str | None = None) -> tuple[int, int]:
         text = cand.text
-        clauses, pos = [], 0
-        for m in _CLAUSE.finditer(text):
-            if text[pos:m.start()].strip():
-                clauses.append((pos, m.start()))
-            pos = m.end()
-        if text[pos:].strip():
-            clauses.append((pos, len(text)))
+        clauses = sentence_clauses(text)
         if typed:
             clauses = [c for c in clauses if _typed_spans(typed, text[c[0]:c[1]], question)] or clauses
         if len(clauses) <= 1:

@@ -7,8 +7,8 @@ import dataclasses
 
 import opencc
 import pytest
-
 from conftest import MINI, SEEDS, fresh_index_dir
+
 from ingest.build import update_index
 from ingest.readers import iter_articles
 from ingest.script import fold_script
