@@ -7,11 +7,15 @@ of the question's IDF-weighted vocabulary it covers, and by whether it holds
 the kind of thing asked for (a number for 多少/how many, a date for 何时...).
 A sentence about another place than the one the question names is not an
 answer (the near-miss "广东…" against a paragraph about 湖北). The short
-answer is then cut from the best sentence.
+answer is then cut from the best sentence. Question and sentences are read
+folded to Simplified script (ingest/script.py), so a question in either
+script is answered from articles in either; answers and quotes are cut from
+the text as written.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import threading
@@ -21,6 +25,7 @@ import numpy as np
 
 from ingest.build import index_text
 from ingest.models import Hit, Passage
+from ingest.script import fold_script
 from ingest.splitter import sentence_spans
 from ingest.tokenize import tokenize
 
@@ -286,7 +291,9 @@ class ExtractiveAnswerer:
         return p.section or p.title
 
     def candidates(self, question: str, qvec: np.ndarray, passages: list[Passage]) -> list[Candidate]:
-        """Every sentence of ``passages``, best first."""
+        """Every sentence of ``passages``, best first. Words are matched in
+        Simplified script: the question and the sentences are folded."""
+        question = fold_script(question)
         kind = answer_type(question)
         q_terms = query_terms(question)
         places = question_places(question)
@@ -298,11 +305,13 @@ class ExtractiveAnswerer:
             return []
         st = self.settings
         feats = []
+        folded = {p.passage_id: (fold_script(p.text), fold_script(self._context(p))) for p in passages}
         for rank, p, s, e, t in spans:
-            context = self._context(p)
+            ptext, context = folded[p.passage_id]
+            t = ptext[s - p.start:e - p.start]
             lex = self.coverage(q_terms, t, context)
             typed = 1.0 if _typed_spans(kind, t, question) else 0.0
-            found = [pl in p.text or pl in context for pl in places]
+            found = [pl in ptext or pl in context for pl in places]
             # One named place must be there; of several (a comparison), one suffices.
             ok = all(found) if len(found) <= 1 else any(found)
             feats.append((lex, typed, ok))
@@ -315,8 +324,10 @@ class ExtractiveAnswerer:
         texts = []
         for i in order:
             _, p, s, e, t = spans[i]
-            texts.append(index_text(Passage(p.passage_id, p.article_id, p.title, p.section, p.paragraph, p.part,
-                                            s, e, t)))
+            # Folded, like the question: the model compares Simplified with
+            # Simplified, so the refusal threshold means the same in either script.
+            texts.append(fold_script(index_text(Passage(p.passage_id, p.article_id, p.title, p.section, p.paragraph,
+                                                        p.part, s, e, t))))
         dense = self.index.embedder.embed_passages(texts) @ qvec
         out = []
         for i, d in zip(order, dense):
@@ -555,10 +566,14 @@ class ExtractiveAnswerer:
         question, k = check_query(question, k)
         pairs = self.retriever.search_passages(question, max(k, self.settings.passages))
         hits = [h for h, _ in pairs][:k]
-        qvec = self.dense.query_vector(question)
+        # Sentences are read in Simplified script (ingest/script.py): the
+        # question and the sentences are folded, for word matching and for the
+        # sentence embeddings; offsets stay valid, as the fold keeps length.
+        folded = fold_script(question)
+        qvec = self.dense.query_vector(folded)
         cands = self.candidates(question, qvec, [p for _, p in pairs[: self.settings.passages]])
         cands = [c for c in cands if c.entities_ok]
-        kind = answer_type(question)
+        kind = answer_type(folded)
         if kind in ("number", "date", "who") and cands:
             typed = [c for c in cands if c.type_match]
             if not typed and kind != "who":
@@ -571,7 +586,7 @@ class ExtractiveAnswerer:
         confidence = round(best.dense, 4)
         if confidence < self.threshold(question):
             return Answer(question, NOT_FOUND_MESSAGE, False, confidence, [], hits)
-        a_s, a_e = self.short_span(question, qvec, best)
+        a_s, a_e = self.short_span(folded, qvec, dataclasses.replace(best, text=fold_script(best.text)))
         p = best.passage
         citation = Citation(p.passage_id, p.article_id, p.title, p.section, p.paragraph, best.start, best.end,
                             best.text, round(best.score, 4), best.start + a_s, best.start + a_e)

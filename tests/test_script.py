@@ -13,6 +13,7 @@ from ingest.build import update_index
 from ingest.readers import iter_articles
 from ingest.script import fold_script
 from ingest.tokenize import tokenize
+from retriever.answer import ExtractiveAnswerer
 from retriever.index import IndexReader
 from retriever.search import make_retriever
 
@@ -58,3 +59,13 @@ def test_simplified_question_finds_the_traditional_paragraph_by_its_words(mixed_
     assert hits[0][1].passage_id.startswith("a01:1")
     assert "圖書館" in hits[0][1].text
 
+
+
+def test_simplified_question_is_answered_from_traditional_text_with_exact_offsets(mixed_index):
+    answer = ExtractiveAnswerer(mixed_index).ask("黔桂高铁线路全长多少公里？")
+    assert answer.answerable and answer.answer == "486公里"
+    c = answer.citations[0]
+    assert c.article_id == "a02" and c.paragraph == 1
+    text = mixed_index.store.article("a02").text
+    assert text[c.start:c.end] == c.quote and "線路" in c.quote
+    assert text[c.answer_start:c.answer_end] == answer.answer
