@@ -28,6 +28,9 @@ def test_summary_tables_and_plot_from_result_files(tmp_path):
     assert summary._hybrid_r1({"recall@1": 0.9496, "answerable": 1000}) == "0.9496 (950 of 1000)"
     assert summary._hybrid_r1({"recall@1": 0.9504, "answerable": 1000}) == "0.950"
     assert "| cmrc2018-trial-split (" in md and "| pool (" not in md
+    split = json.loads((tmp_path / "cmrc2018-trial-split.json").read_text())["modes"]["hybrid"]
+    row = next(line for line in md.splitlines() if line.startswith("| cmrc2018-trial-split ("))
+    assert row.endswith(f"| {split['exact_match']:.3f} | {split['f1']:.3f} | {split['wrongly_refused']} |")
     assert (tmp_path / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
