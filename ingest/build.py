@@ -365,11 +365,10 @@ def _apply(prev: Path | None, tmp: Path, cache: EmbeddingCache, embedder: Embedd
     object.__setattr__(report, "passages_embedded", cached.computed)
     # An index from a wenda with another tokenizer: its terms are re-cut here,
     # so any write (even 'wenda ingest' with nothing new) upgrades it.
-    retokenized = prev is not None and layout.read_manifest(prev).get("tokenizer") != TOKENIZER_ID
-    if retokenized:
-        store.retokenize(lambda p: tokenize(index_text(p)))
+    if prev is not None and layout.read_manifest(prev).get("tokenizer") != TOKENIZER_ID:
+        object.__setattr__(report, "passages_recut", store.retokenize(lambda p: tokenize(index_text(p))))
 
-    if not (report.added or report.updated or report.deleted or retokenized):
+    if not (report.added or report.updated or report.deleted or report.passages_recut):
         store.close()
         if prev is None:
             reasons = "; ".join(f"{s.path}: {s.reason}" for s in report.skipped[:5])

@@ -84,6 +84,7 @@ class IngestReport:
     deleted: list[str] = field(default_factory=list)
     skipped: list[SkippedFile] = field(default_factory=list)
     passages_embedded: int = 0
+    passages_recut: int = 0  # BM25 words re-cut for a new tokenizer
     passages_total: int = 0
     articles_total: int = 0
     seconds: float = 0.0

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import threading
 
+from .errors import WendaError
+
 # Every CJK block with characters OpenCC maps: the unified ideographs,
 # extensions A to F, and the compatibility ideographs.
 _BLOCKS = ((0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0x20000, 0x2A6DF), (0x2A700, 0x2EBEF),
@@ -34,14 +36,26 @@ _table: dict[int, str] | None = None
 
 
 def _build() -> dict[int, str]:
-    import opencc
+    try:
+        import opencc
+    except ImportError as exc:  # an upgrade that skipped the reinstall
+        raise WendaError("wenda needs OpenCC for its script folding: pip install -e . (or pip install opencc)") from exc
 
     chars = [chr(c) for lo, hi in _BLOCKS for c in range(lo, hi + 1)]
     # Newlines keep OpenCC from joining neighbours into phrases.
     converted = opencc.OpenCC("t2s").convert("\n".join(chars)).split("\n")
     if len(converted) != len(chars):
         raise RuntimeError("OpenCC changed the number of lines while building the script table")
-    return {ord(a): b for a, b in zip(chars, converted) if a != b and len(b) == 1}
+    table = {ord(a): b for a, b in zip(chars, converted) if a != b and len(b) == 1}
+    # A few conversions chain (薴 -> 苧 -> 苎): follow them to the end, so that
+    # folding folded text changes nothing.
+    for code, target in table.items():
+        seen = {code}
+        while ord(target) in table and ord(target) not in seen:
+            seen.add(ord(target))
+            target = table[ord(target)]
+        table[code] = target
+    return table
 
 
 def fold_table() -> dict[int, str]:

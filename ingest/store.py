@@ -9,9 +9,9 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import Protocol
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Protocol
 
 from .models import Article, Paragraph, Passage
 

@@ -21,13 +21,13 @@ from .script import FOLD_ID, fold_script
 
 # Recorded in each index's manifest; an index made with another one is
 # re-tokenized by its next write (see ingest/build.py).
-TOKENIZER_ID = f"jieba-search+{FOLD_ID}-v2"
+TOKENIZER_ID = f"jieba-search+{FOLD_ID}-v3"
 
 # Function words and question words; they carry no topic. (Hand-picked; the
 # question words matter because every question has one and no passage does.)
 STOPWORDS = frozenset(
     """的 了 是 在 和 与 及 或 也 都 就 而 并 等 为 对 把 被 从 向 以 于 之 其 这 那 有 个 将 还 又
-    吗 呢 吧 啊 么 什么 多少 哪些 哪个 哪 谁 几 怎么 怎样 如何 为什么 何时 何地 是否 是不是
+    吗 呢 吧 啊 么 什么 甚么 多少 哪些 哪个 哪 谁 几 怎么 怎样 如何 为什么 何时 何地 是否 是不是
     the a an of to in on at for by and or is are was were be been what which who whom how when where
     why did does do many much""".split()
 )

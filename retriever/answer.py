@@ -158,6 +158,12 @@ class Candidate:
     entities_ok: bool
 
 
+def read_question(question: str) -> str:
+    """The question as the answerer reads it: folded to Simplified script,
+    with 甚么 (common in Hong Kong and Taiwan) read as 什么; same length."""
+    return fold_script(question).replace("甚么", "什么")
+
+
 def answer_type(question: str) -> str | None:
     """What is asked for: date, number, who, place, org, name, or None."""
     for kind, pattern in (("date", _ASK_DATE), ("number", _ASK_NUMBER), ("who", _ASK_WHO),
@@ -293,7 +299,7 @@ class ExtractiveAnswerer:
     def candidates(self, question: str, qvec: np.ndarray, passages: list[Passage]) -> list[Candidate]:
         """Every sentence of ``passages``, best first. Words are matched in
         Simplified script: the question and the sentences are folded."""
-        question = fold_script(question)
+        question = read_question(question)
         kind = answer_type(question)
         q_terms = query_terms(question)
         places = question_places(question)
@@ -532,7 +538,7 @@ class ExtractiveAnswerer:
         if len(clauses) <= 1:
             s, e = 0, len(text)
         else:
-            prefix = self._context(cand.passage)[:40] + "\n"
+            prefix = fold_script(self._context(cand.passage)[:40]) + "\n"
             vecs = self.index.embedder.embed_passages([prefix + text[s:e] for s, e in clauses])
             q_terms = query_terms(question)
             scores = vecs @ qvec + 0.25 * np.array([self.coverage(q_terms, text[s:e]) for s, e in clauses])
@@ -569,7 +575,7 @@ class ExtractiveAnswerer:
         # Sentences are read in Simplified script (ingest/script.py): the
         # question and the sentences are folded, for word matching and for the
         # sentence embeddings; offsets stay valid, as the fold keeps length.
-        folded = fold_script(question)
+        folded = read_question(question)
         qvec = self.dense.query_vector(folded)
         cands = self.candidates(question, qvec, [p for _, p in pairs[: self.settings.passages]])
         cands = [c for c in cands if c.entities_ok]

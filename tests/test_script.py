@@ -11,9 +11,9 @@ from conftest import MINI, SEEDS, fresh_index_dir
 
 from ingest.build import update_index
 from ingest.readers import iter_articles
-from ingest.script import fold_script
+from ingest.script import fold_script, fold_table
 from ingest.tokenize import tokenize
-from retriever.answer import ExtractiveAnswerer
+from retriever.answer import ExtractiveAnswerer, answer_type, read_question
 from retriever.index import IndexReader
 from retriever.search import make_retriever
 
@@ -26,6 +26,13 @@ def test_fold_maps_traditional_to_simplified_one_character_for_one():
     folded = fold_script(mixed)
     assert len(folded) == len(mixed)
     assert folded == "DRCD 资料集（2018年）𠀋 😀 abc 湖北"
+
+
+def test_fold_is_a_fixed_point():
+    # Chains such as 薴 -> 苧 -> 苎 are followed to the end.
+    table = fold_table()
+    assert all(ord(v) not in table for v in table.values())
+    assert fold_script(fold_script("薴麻與苧麻")) == fold_script("薴麻與苧麻") == "苎麻与苎麻"
 
 
 def test_fold_leaves_simplified_text_as_it_is():
@@ -69,3 +76,11 @@ def test_simplified_question_is_answered_from_traditional_text_with_exact_offset
     text = mixed_index.store.article("a02").text
     assert text[c.start:c.end] == c.quote and "線路" in c.quote
     assert text[c.answer_start:c.answer_end] == answer.answer
+
+
+def test_traditional_question_words_are_read():
+    # 幾/誰/甚麼 fold into the forms the answer types are written in.
+    assert answer_type(read_question("他是甚麼時候出生的？")) == "date"
+    assert answer_type(read_question("這座橋有幾公里長？")) == "number"
+    assert answer_type(read_question("誰設計了這座教堂？")) == "who"
+    assert len(read_question("他是甚麼時候出生的？")) == len("他是甚麼時候出生的？")

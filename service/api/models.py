@@ -227,6 +227,7 @@ class IngestResponse(BaseModel):
     unchanged: list[str]
     skipped: list[SkippedOut]
     passages_embedded: int
+    passages_recut: int = Field(0, description="Passages whose BM25 words were re-cut for a new tokenizer.")
     articles_total: int
     passages_total: int
     took_ms: float

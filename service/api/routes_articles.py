@@ -106,7 +106,8 @@ def articles_router(access: Access) -> APIRouter:
         return IngestResponse(
             added=report.added, updated=report.updated, unchanged=report.unchanged,
             skipped=[SkippedOut(path=s.path, reason=s.reason) for s in report.skipped],
-            passages_embedded=report.passages_embedded, articles_total=report.articles_total,
+            passages_embedded=report.passages_embedded, passages_recut=report.passages_recut,
+            articles_total=report.articles_total,
             passages_total=report.passages_total, took_ms=took_ms(t0))
 
     @router.get("/v1/articles/{article_id}", response_model=ArticleOut, dependencies=access.read,
