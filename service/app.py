@@ -11,14 +11,15 @@ JSON is 415; a body over ``WENDA_MAX_BODY_BYTES`` is 413.
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-from importlib import metadata
+from importlib import metadata, resources
 from pathlib import Path
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -46,6 +47,7 @@ from .engine import Wenda
 from .settings import Settings, SettingsError
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+DOCS_ASSETS = "/docs-assets"
 
 #: How each core error is answered over HTTP (looked up along the class's MRO).
 ERROR_STATUS: dict[type[WendaError], int] = {
@@ -231,7 +233,7 @@ def create_app(settings: Settings) -> FastAPI:
         ``/metrics``, the OpenAPI schema at ``/openapi.json`` and the web page at ``/``.
     """
     app = FastAPI(
-        title="wenda (问答)", version=_version(), lifespan=_lifespan,
+        title="wenda (问答)", version=_version(), lifespan=_lifespan, docs_url=None, redoc_url=None,
         description="Answers questions about Chinese news articles, citing the exact source paragraph.",
     )
     app.state.settings = settings
@@ -249,6 +251,19 @@ def create_app(settings: Settings) -> FastAPI:
         return FileResponse(STATIC_DIR / "index.html", headers=PAGE_HEADERS)
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    # The interactive API docs with Swagger UI's files from the fastapi-offline
+    # wheel (Swagger UI 5, which reads OpenAPI 3.1): FastAPI's default page
+    # loads them from a CDN and is blank offline.
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title=f"{app.title} API",
+                                   swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+                                   swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png")
+
+    app.mount(DOCS_ASSETS, StaticFiles(directory=str(resources.files("fastapi_offline") / "static")),
+              name="docs-assets")
 
     app.add_exception_handler(WendaError, _wenda_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

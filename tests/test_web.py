@@ -170,3 +170,20 @@ def test_a_server_that_needs_a_key_for_reads_asks_for_it(seed_index, tmp_path, b
         expect(page.locator("#citations .card mark.quote")).to_have_text(FUJIAN_QUOTE)
         expect(page.locator("#citations .card .para")).to_contain_text("“我为群众办实事”实践活动")
         context.close()
+
+
+def test_the_api_docs_work_offline(server, browser):
+    """/docs renders Swagger UI from the service itself: every request the
+    page makes goes to the server, and the operations are listed."""
+    from playwright.sync_api import expect
+
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    p = context.new_page()
+    requests: list[str] = []
+    p.on("request", lambda r: requests.append(r.url))
+    p.goto(server + "/docs")
+    expect(p.locator(".swagger-ui .info .title")).to_contain_text("wenda")
+    expect(p.locator(".opblock-summary-path", has_text="/v1/ask")).to_be_visible()
+    p.screenshot(path=str(ARTIFACTS / "docs.png"))
+    context.close()
+    assert requests and all(u.startswith(server) for u in requests), requests
