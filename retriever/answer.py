@@ -31,6 +31,7 @@ from ingest.tokenize import tokenize
 
 from .gazetteer import places_in_english
 from .index import IndexReader
+from .rerank import evidence_coverage, question_bigrams
 from .search import (
     DenseRetriever,
     HybridSettings,
@@ -94,7 +95,9 @@ class AnswererSettings:
         min_confidence: refuse below this, for questions with Chinese in them.
         min_confidence_crosslingual: refuse below this, for questions without
             Chinese characters (cross-lingual similarities run lower).
-        w_dense / w_lexical / w_type / w_rank: sentence ranking weights.
+        w_dense / w_lexical / w_type / w_rank / w_bigram: sentence ranking
+            weights (w_bigram: share of the question's character bigrams in
+            the sentence or its heading/title, retriever/rerank.py).
     """
 
     passages: int = 4
@@ -102,9 +105,13 @@ class AnswererSettings:
     min_confidence: float = 0.868
     min_confidence_crosslingual: float = 0.72
     w_dense: float = 1.0
-    w_lexical: float = 0.25
+    # Bigram coverage beside word coverage picks the right sentence more
+    # often (CMRC 2018 trial, hybrid: F1 0.512 -> 0.532, gold inside the
+    # chosen sentence 76% -> 78%, both halves up, refusals no worse).
+    w_lexical: float = 0.15
     w_type: float = 0.04
     w_rank: float = 0.03
+    w_bigram: float = 0.2
 
 
 @dataclass(frozen=True)
@@ -302,6 +309,7 @@ class ExtractiveAnswerer:
         question = read_question(question)
         kind = answer_type(question)
         q_terms = query_terms(question)
+        qbigrams = question_bigrams(question)
         places = question_places(question)
         spans = []
         for rank, p in enumerate(passages):
@@ -339,7 +347,11 @@ class ExtractiveAnswerer:
         for i, d in zip(order, dense):
             rank, p, s, e, t = spans[i]
             lex, typed, ok = feats[i]
-            score = st.w_dense * float(d) + st.w_lexical * lex + st.w_type * typed + st.w_rank / (rank + 1)
+            # Character bigrams need no segmentation, so they also match names
+            # jieba cuts differently in question and sentence.
+            bigrams = evidence_coverage(qbigrams, t, 0, context=folded[p.passage_id][1])
+            score = (st.w_dense * float(d) + st.w_lexical * lex + st.w_type * typed + st.w_rank / (rank + 1)
+                     + st.w_bigram * bigrams)
             out.append(Candidate(p, rank, s, e, t, float(d), lex, typed, score, ok))
         return sorted(out, key=lambda c: -c.score)
 
