@@ -40,7 +40,7 @@ from .search import (
     make_retriever,
     query_terms,
 )
-from .span import clause_at, head_noun, widen, with_era
+from .span import CLAUSE_MARK, clause_at, head_noun, widen, with_era
 from .span import clauses as sentence_clauses
 
 NOT_FOUND_MESSAGE = "资料中没有找到这个问题的答案。(The articles do not answer this question.)"
@@ -70,7 +70,6 @@ _NUMBER = re.compile(
 )
 _DATE = re.compile(r"(?:\d{4}年)?\d{1,2}月(?:\d{1,2}日)?(?:[上中下]旬|底|初|末)?|\d{4}年(?:[上下]半年|底|初)?|今年\d{1,2}月(?:\d{1,2}日)?")
 _QUOTED = re.compile(r"[“「『《]([^”」』》]{1,30})[”」』》]")
-_CLAUSE = re.compile(r"[，,；;：:]")
 # Questions whose answer is a statement, not a name or a figure: the sentence is the answer.
 _ASK_EXPLAIN = re.compile(r"为什么|为何|如何|怎样|怎么|什么是|是什么意思|指什么|定义|区别|哪些方面|作用是|意义|寓意|原因|\bwhy\b|\bhow\b(?! (many|much|long|large|high|far|old))", re.I)
 # The question word whose place in the question marks where the answer sits.
@@ -415,7 +414,7 @@ class ExtractiveAnswerer:
             return spans[0]
         windows = []
         for s, e in spans:
-            cut = max((m.end() for m in _CLAUSE.finditer(text, 0, s)), default=0)
+            cut = max((m.end() for m in CLAUSE_MARK.finditer(text, 0, s)), default=0)
             windows.append(text[cut:e])
         sims = self.index.embedder.embed_passages(windows) @ qvec
         return spans[int(np.argmax(sims))]

@@ -7,13 +7,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-_CLAUSE = re.compile(r"[，,；;：:]")
+# What ends a clause inside a sentence.
+CLAUSE_MARK = re.compile(r"[，,；;：:]")
 
 
 def clauses(text: str) -> list[tuple[int, int]]:
     """The clauses of ``text`` (cut at ，；： and their ASCII forms) as offsets."""
     out, pos = [], 0
-    for m in _CLAUSE.finditer(text):
+    for m in CLAUSE_MARK.finditer(text):
         if text[pos:m.start()].strip():
             out.append((pos, m.start()))
         pos = m.end()
