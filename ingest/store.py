@@ -36,6 +36,8 @@ CREATE INDEX IF NOT EXISTS passages_by_article ON passages (article_id);
 """
 
 _PASSAGE_COLS = 'p.id, p.passage_id, p.article_id, a.title, p.section, p.paragraph, p.part, p.start, p."end", p.text'
+# Passages with their article's title, as ``_passage`` reads them.
+_SELECT_PASSAGES = f"SELECT {_PASSAGE_COLS} FROM passages p JOIN articles a USING (article_id)"
 
 
 def _passage(row) -> tuple[int, Passage]:
@@ -107,8 +109,7 @@ class SqliteStore:
         for i in range(0, len(ids), 500):
             chunk = ids[i:i + 500]
             marks = ",".join("?" * len(chunk))
-            sql = (f"SELECT {_PASSAGE_COLS} FROM passages p JOIN articles a USING (article_id) "
-                   f"WHERE p.id IN ({marks})")
+            sql = f"{_SELECT_PASSAGES} WHERE p.id IN ({marks})"
             for row in self._conn().execute(sql, chunk):
                 rowid, passage = _passage(row)
                 out[rowid] = passage
@@ -116,7 +117,7 @@ class SqliteStore:
 
     def passage(self, passage_id: str) -> Passage | None:
         row = self._conn().execute(
-            f"SELECT {_PASSAGE_COLS} FROM passages p JOIN articles a USING (article_id) WHERE p.passage_id = ?",
+            f"{_SELECT_PASSAGES} WHERE p.passage_id = ?",
             (passage_id,),
         ).fetchone()
         return _passage(row)[1] if row else None
@@ -210,8 +211,7 @@ class SqliteStore:
         conn = self._conn()
         last, done = -1, 0
         while True:
-            rows = conn.execute(f"SELECT {_PASSAGE_COLS} FROM passages p JOIN articles a USING (article_id) "
-                                "WHERE p.id > ? ORDER BY p.id LIMIT ?", (last, batch)).fetchall()
+            rows = conn.execute(f"{_SELECT_PASSAGES} WHERE p.id > ? ORDER BY p.id LIMIT ?", (last, batch)).fetchall()
             if not rows:
                 return done
             conn.executemany("UPDATE passages SET tokens = ? WHERE id = ?",
