@@ -12,6 +12,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ingest.embedder import DEFAULT_MODEL
 from ingest.errors import WendaError
+from retriever.search import (
+    DEFAULT_ALPHA,
+    DEFAULT_CANDIDATES,
+    DEFAULT_RERANK_DEPTH,
+    DEFAULT_RERANK_WEIGHT,
+    DEFAULT_RRF_K,
+)
 
 BUNDLED_CORPUS = Path(__file__).resolve().parent.parent / "corpus"
 
@@ -37,12 +44,13 @@ class Settings(BaseSettings):
     mode: Literal["hybrid", "dense", "bm25"] = Field("hybrid", description="Retrieval mode.")
     fusion: Literal["convex", "rrf"] = Field("convex", description="How hybrid mode fuses dense and BM25 "
                                              "scores: convex combination or reciprocal rank fusion.")
-    fusion_alpha: float = Field(0.5, ge=0, le=1, description="Weight of the dense score in convex fusion.")
-    rrf_k: int = Field(60, ge=1, le=1000, description="Reciprocal rank fusion constant.")
-    candidates: int = Field(50, ge=1, le=1000, description="Hits each retriever contributes to fusion.")
-    rerank_weight: float = Field(1.0, ge=0, le=10, description="Weight of the evidence rerank (question bigrams "
-                                                               "found in one window of the passage); 0 turns it off.")
-    rerank_depth: int = Field(10, ge=1, le=1000, description="How many fused hits the evidence rerank reorders.")
+    fusion_alpha: float = Field(DEFAULT_ALPHA, ge=0, le=1, description="Weight of the dense score in convex fusion.")
+    rrf_k: int = Field(DEFAULT_RRF_K, ge=1, le=1000, description="Reciprocal rank fusion constant.")
+    candidates: int = Field(DEFAULT_CANDIDATES, ge=1, le=1000, description="Hits each retriever contributes to fusion.")
+    rerank_weight: float = Field(DEFAULT_RERANK_WEIGHT, ge=0, le=10,
+                                 description="Weight of the evidence rerank (question bigrams found in one window "
+                                             "of the passage); 0 turns it off.")
+    rerank_depth: int = Field(DEFAULT_RERANK_DEPTH, ge=1, le=1000, description="How many fused hits the evidence rerank reorders.")
     answer_passages: int = Field(4, ge=1, le=20, description="Top passages the answerer reads.")
     min_confidence: float = Field(0.868, ge=0, le=1, description="Refuse to answer below this similarity.")
     min_confidence_crosslingual: float = Field(0.72, ge=0, le=1,
