@@ -10,8 +10,10 @@ import hashlib
 import json
 import os
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .errors import CorpusError
 from .models import Article, SkippedFile
@@ -21,7 +23,17 @@ TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
 JSONL_SUFFIXES = {".jsonl"}
 SUFFIXES = TEXT_SUFFIXES | JSONL_SUFFIXES
 MAX_FILE_BYTES = 64 * 1024 * 1024
-_BAD_ID = re.compile(r"[:\s/\\?#%]")
+MAX_ID_CHARS = 200
+#: Article ids: letters and digits of any script (Python's ``\w``, so a file
+#: named 新闻1.txt keeps its name as id), '_', '-' and '.', not starting with '.'
+#: (no '.', '..', hidden names, separators, spaces, controls or bidi overrides).
+ID_PATTERN = r"^[\w-][\w.-]*$"
+ID_RULE = f"1-{MAX_ID_CHARS} letters, digits, '_', '-' or '.', not starting with '.'"
+_ID = re.compile(ID_PATTERN)
+URL_SCHEMES = ("http", "https")
+# What a reader cannot see: spaces and separators (Z*), controls (Cc) and
+# format characters (Cf: zero-width spaces and joiners, bidi overrides, BOM).
+_INVISIBLE = ("Zs", "Zl", "Zp", "Cc", "Cf")
 
 
 class DecodeError(Exception):
@@ -76,13 +88,56 @@ def decode_bytes(data: bytes) -> tuple[str, str]:
         return text, "gb18030"
 
 
+def _shown(value: str, limit: int = 40) -> str:
+    """A value for a message: escaped by ``repr`` (controls and bidi overrides
+    show as ``\\x00``, ``\\u202e``), cut to ``limit`` characters."""
+    return repr(value if len(value) <= limit else value[:limit] + "…")
+
+
 def check_article_id(article_id: str) -> str | None:
-    """Return why an article id is unusable, or None if it is fine."""
-    if not article_id or len(article_id) > 200:
-        return "article id must be 1-200 characters"
-    if _BAD_ID.search(article_id):
-        return f"article id {article_id!r} must not contain ':', '/', '?', '#', '%', '\\' or spaces"
+    """Return why an article id is unusable (with the rule), or None if it is fine."""
+    if not article_id or len(article_id) > MAX_ID_CHARS:
+        return f"article id has {len(article_id)} characters; it must be {ID_RULE}"
+    if not _ID.fullmatch(article_id):
+        return f"article id {_shown(article_id)} must be {ID_RULE}"
     return None
+
+
+def check_text(what: str, text: str) -> str | None:
+    """Return why a text field is unusable, or None: a NUL anywhere, or no
+    character a reader could see (only spaces, controls, zero-width marks)."""
+    nul = text.find("\x00")
+    if nul >= 0:
+        return f"{what} has a NUL character (U+0000) at position {nul}; send it without NUL characters"
+    if all(unicodedata.category(ch) in _INVISIBLE for ch in text):
+        return f"{what} has no visible characters (only spaces, control or zero-width characters); send real text"
+    return None
+
+
+def check_url(url: str) -> str | None:
+    """Return why a source URL cannot be stored (it is shown as a link), or None."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        parts = urlsplit("")
+    if (parts.scheme.lower() not in URL_SCHEMES or not parts.netloc
+            or any(unicodedata.category(ch) in _INVISIBLE for ch in url)):
+        return f"url {_shown(url, 80)} must be an http:// or https:// address"
+    return None
+
+
+def _article_problem(article_id: str, text: str, *, title: str | None, date: str | None, source: str | None,
+                     url: str | None) -> str | None:
+    """The first reason an article cannot be stored, or None."""
+    problems = [check_article_id(article_id), check_text("the article text", text)]
+    if title and title.strip():
+        problems.append(check_text("the title", title))
+    for name, value in (("date", date), ("source", source)):
+        if value and "\x00" in value:
+            problems.append(f"{name} has a NUL character (U+0000); send it without NUL characters")
+    if url:
+        problems.append(check_url(url))
+    return next((p for p in problems if p), None)
 
 
 def article_from_text(article_id: str, text: str, *, path: str | None = None, title: str | None = None,
@@ -90,9 +145,9 @@ def article_from_text(article_id: str, text: str, *, path: str | None = None, ti
     """Build an Article from raw text; with no ``title`` the first segment is the title.
 
     Raises:
-        CorpusError: bad id, or no paragraph of text.
+        CorpusError: bad id, url or text (a NUL, nothing visible), or no paragraph of text.
     """
-    problem = check_article_id(article_id)
+    problem = _article_problem(article_id, text, title=title, date=date, source=source, url=url)
     if problem:
         raise CorpusError(problem)
     text = normalize_text(text)
@@ -107,7 +162,7 @@ def article_from_text(article_id: str, text: str, *, path: str | None = None, ti
     title = title.strip()
     if len(spans) < 2 and first == title:
         raise CorpusError("no paragraphs after the title")
-    return Article(article_id, title, text, date=date, source=source, url=url, path=path)
+    return Article(article_id, title, text, date=date, source=source, url=url or None, path=path)
 
 
 def _read_text_file(path: Path, article_id: str) -> Article:

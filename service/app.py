@@ -128,10 +128,14 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
     """FastAPI's answer, except: a 405 lists every method of the path
     (Starlette asks only the first route that matched it: GET, not DELETE);
-    a body that is not UTF-8 is invalid JSON (422), not FastAPI's bare 400."""
+    a body that is not UTF-8, or nested too deeply to parse, is invalid JSON
+    (422 with what to fix), not FastAPI's bare 400."""
     cause = exc.__cause__
-    if exc.status_code == 400 and isinstance(cause, UnicodeDecodeError):
-        msg = f"Invalid JSON: the body is not UTF-8 text (bad byte at position {cause.start}); send UTF-8 JSON."
+    if exc.status_code == 400 and isinstance(cause, (UnicodeDecodeError, RecursionError)):
+        msg = (f"Invalid JSON: the body is not UTF-8 text (bad byte at position {cause.start}); send UTF-8 JSON."
+               if isinstance(cause, UnicodeDecodeError) else
+               # Python's JSON parser recurses once per level and stops near 1,000.
+               "Invalid JSON: it is nested too deeply to read; send the JSON object the endpoint documents.")
         issue = {"loc": ["body"], "msg": msg, "type": "json_invalid"}
         return JSONResponse({"detail": f"body: {msg}", "errors": [issue]}, status_code=422)
     if exc.status_code == 405:
@@ -242,7 +246,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.startup_error = None
 
     access = Access.from_settings(settings)
-    routers = [qa_router(query_models(settings.max_question_chars), access), articles_router(access), ops_router()]
+    routers = [qa_router(query_models(settings.max_question_chars), access), articles_router(access),
+               ops_router(access)]
     for router in routers:
         app.include_router(router)
 

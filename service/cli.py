@@ -290,18 +290,22 @@ def eval_cmd(ctx, evalset, dataset, modes, limit, split, holdout, baseline, out_
 @cli.command()
 @click.option("--host", default=None, help="Bind address (default WENDA_HOST, 127.0.0.1).")
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="Port (default WENDA_PORT, 8000).")
+@click.option("--insecure-no-auth", is_flag=True,
+              help="Serve on a host other machines can reach without WENDA_API_KEY (anyone may then write).")
 @click.pass_context
-def serve(ctx, host, port):
-    """Start the HTTP API and the web page at http://HOST:PORT/.
+def serve(ctx, host, port, insecure_no_auth):
+    """Start the HTTP API and the web page at http://HOST:PORT/. On a host
+    other than 127.0.0.1/localhost it needs WENDA_API_KEY (or --insecure-no-auth).
 
     Example: wenda serve --port 8000
     """
     import uvicorn
 
     from .app import create_app
-    from .settings import load_settings
+    from .settings import check_can_serve, load_settings
 
     settings = load_settings(index_dir=ctx.obj.get("index_dir"), host=host, port=port)
+    check_can_serve(settings, insecure_no_auth=insecure_no_auth)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
 
 

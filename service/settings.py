@@ -4,10 +4,12 @@ Precedence: CLI flag > environment > default."""
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ingest.embedder import DEFAULT_MODEL
@@ -21,6 +23,11 @@ from retriever.search import (
 )
 
 BUNDLED_CORPUS = Path(__file__).resolve().parent.parent / "corpus"
+#: Shortest API key accepted: 16 random characters are out of reach of guessing
+#: over HTTP, and an empty WENDA_API_KEY= is a mistake, not "no key".
+MIN_API_KEY_CHARS = 16
+#: Settings whose values never appear in a message.
+SECRET_SETTINGS = {"api_key"}
 
 
 class SettingsError(WendaError):
@@ -59,11 +66,49 @@ class Settings(BaseSettings):
     data_dir: Path = Field(BUNDLED_CORPUS.parent.parent / "shared" / "data",
                            description="Public QA sets (CMRC 2018, DRCD) for 'wenda eval --dataset'.")
     eval_cache_dir: Path = Field(Path(".wenda/eval"), description="Cached benchmark indexes and vectors.")
-    host: str = Field("127.0.0.1", description="HTTP host for 'wenda serve'.")
+    host: str = Field("127.0.0.1", description="HTTP host for 'wenda serve' (any host but loopback needs "
+                                            "WENDA_API_KEY or --insecure-no-auth).")
     port: int = Field(8000, ge=1, le=65535, description="HTTP port for 'wenda serve'.")
-    api_key: SecretStr | None = Field(None, description="Bearer key required by write endpoints when set.")
+    api_key: SecretStr | None = Field(None, description="Bearer key required by write endpoints when set "
+                                                       "(at least 16 characters).")
     api_key_reads: bool = Field(False, description="Also require the API key for read endpoints.")
     max_body_bytes: int = Field(5_000_000, ge=1000, description="Largest HTTP request body.")
+
+    @field_validator("api_key")
+    @classmethod
+    def _key_long_enough(cls, key: SecretStr | None) -> SecretStr | None:
+        if key is not None and len(key.get_secret_value()) < MIN_API_KEY_CHARS:
+            n = len(key.get_secret_value())
+            got = "is empty" if n == 0 else f"has {n} characters"
+            raise PydanticCustomError(
+                "api_key_short",
+                "the key {got}; use at least {min} characters, e.g. from "
+                "python -c 'import secrets; print(secrets.token_urlsafe(32))', or unset the variable",
+                {"got": got, "min": MIN_API_KEY_CHARS})
+        return key
+
+
+def is_loopback(host: str) -> bool:
+    """True for a host only this machine can reach (localhost, 127.0.0.0/8, ::1)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_can_serve(settings: Settings, *, insecure_no_auth: bool = False) -> None:
+    """Refuse to listen beyond this machine without an API key, unless told to.
+
+    Raises:
+        SettingsError: a non-loopback host, no WENDA_API_KEY and not ``insecure_no_auth``.
+    """
+    if settings.api_key is None and not insecure_no_auth and not is_loopback(settings.host):
+        raise SettingsError(
+            f"Refusing to serve on {settings.host} without WENDA_API_KEY: anyone who can reach it could add "
+            f"and delete articles. Set WENDA_API_KEY (at least {MIN_API_KEY_CHARS} characters), serve on "
+            "127.0.0.1, or pass --insecure-no-auth.")
 
 
 def load_settings(**overrides) -> Settings:
@@ -77,5 +122,7 @@ def load_settings(**overrides) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         err = exc.errors()[0]
-        name = "WENDA_" + str(err["loc"][0]).upper() if err.get("loc") else "a WENDA_ setting"
-        raise SettingsError(f"{name}: {err['msg']} (got {err.get('input')!r})") from None
+        field = str(err["loc"][0]) if err.get("loc") else None
+        name = "WENDA_" + field.upper() if field else "a WENDA_ setting"
+        got = "" if field in SECRET_SETTINGS else f" (got {err.get('input')!r})"
+        raise SettingsError(f"{name}: {err['msg']}{got}") from None

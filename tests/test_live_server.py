@@ -22,6 +22,7 @@ from service.app import create_app
 from service.settings import load_settings
 
 FUJIAN = "福建12345热线的群众满意率是多少？"
+KEY = "live-key-0123456789"  # WENDA_API_KEY needs 16 characters or more
 FUJIAN_QUOTE = "全省12345热线共受理群众诉求537.2万件，按时办结率99.9%，反馈回复率100%，群众满意率99.89%。"
 
 
@@ -61,7 +62,7 @@ def copy_index(src: Path, dst: Path) -> Path:
 @pytest.fixture(scope="module")
 def server(seed_index, tmp_path_factory):
     idx = copy_index(seed_index, tmp_path_factory.mktemp("live") / "index")
-    with live_server(load_settings(index_dir=idx, corpus_dir=SEEDS, api_key="live-key")) as url:
+    with live_server(load_settings(index_dir=idx, corpus_dir=SEEDS, api_key=KEY)) as url:
         yield url
 
 
@@ -120,10 +121,10 @@ def test_the_api_key_never_reaches_the_logs(server):
     try:
         with httpx.Client(base_url=server, timeout=30) as http:
             body = {"id": "keylog", "title": "日志测试", "text": "日志测试\n这篇文章只为检查日志。"}
-            assert http.post("/v1/articles", json=body, headers={"Authorization": "Bearer live-key"}).status_code == 200
-            r = http.post("/v1/articles", json=body, headers={"Authorization": "Bearer live-key-wrong"})
+            assert http.post("/v1/articles", json=body, headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
+            r = http.post("/v1/articles", json=body, headers={"Authorization": f"Bearer {KEY}-wrong"})
             assert r.status_code == 401 and "live-key" not in r.text
-            assert http.delete("/v1/articles/keylog", headers={"Authorization": "Bearer live-key"}).status_code == 200
+            assert http.delete("/v1/articles/keylog", headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
     finally:
         for lg, level in zip(loggers, levels):
             lg.removeHandler(handler)
@@ -149,7 +150,7 @@ def fingerprint(answer: dict) -> tuple:
 
 
 def test_concurrent_asks_during_writes_see_old_or_new_never_a_mix(server):
-    auth = {"Authorization": "Bearer live-key"}
+    auth = {"Authorization": f"Bearer {KEY}"}
     states = [qingsong(8848), qingsong(9600), None]  # version A, version B, deleted
     expected: dict[tuple, str] = {}
     with httpx.Client(base_url=server, timeout=60) as http:

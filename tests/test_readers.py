@@ -173,8 +173,14 @@ def test_file_id_with_space_is_skipped(tmp_path):
     path = tmp_path / "my file.txt"
     path.write_text("标题\n\n正文。", encoding="utf-8")
     assert _one(path) == SkippedFile(
-        str(path), "article id 'my file' must not contain ':', '/', '?', '#', '%', '\\' or spaces"
+        str(path), "article id 'my file' must be 1-200 letters, digits, '_', '-' or '.', not starting with '.'"
     )
+
+
+def test_file_names_in_any_script_are_ids(tmp_path):
+    for name in ("新闻-2024.v1.txt", "Ünïcode_2.md"):
+        (tmp_path / name).write_text("标题\n\n正文。", encoding="utf-8")
+    assert sorted(x.article_id for x in iter_articles([tmp_path])) == ["Ünïcode_2", "新闻-2024.v1"]
 
 
 def test_oversized_file_is_skipped(tmp_path, monkeypatch):
@@ -202,7 +208,7 @@ def test_jsonl_bad_id_is_skipped(tmp_path):
     _write_jsonl(path, {"id": "a:b", "text": "标题\n\n正文。"}, {"id": "ok", "text": "标题\n\n正文。"})
     items = list(iter_articles([path]))
     assert items[0] == SkippedFile(
-        f"{path}:1", "article id 'a:b' must not contain ':', '/', '?', '#', '%', '\\' or spaces"
+        f"{path}:1", "article id 'a:b' must be 1-200 letters, digits, '_', '-' or '.', not starting with '.'"
     )
     assert isinstance(items[1], Article) and items[1].article_id == "ok"
 
@@ -214,6 +220,15 @@ def test_jsonl_bad_id_is_skipped(tmp_path):
     ('{"id": "x", "text": "标题\\n\\n正文。", "title": {"a": 1}}', "field 'title' must be a string"),
     ('{"id": "x", "text": "只有标题"}', "no paragraphs after the title"),
     ('{"id": "", "text": "标题\\n\\n正文。", "date": [2024]}', "field 'date' must be a string"),
+    # The same rules as POST /v1/articles (tests/test_api.py).
+    ('{"id": "x", "text": "标题\\n\\n正文\\u0000。"}',
+     "the article text has a NUL character (U+0000) at position 6; send it without NUL characters"),
+    ('{"id": "x", "text": "\\u200b\\u202e\\n\\u3000\\u0001"}',
+     "the article text has no visible characters (only spaces, control or zero-width characters); send real text"),
+    ('{"id": "..", "text": "标题\\n\\n正文。"}',
+     "article id '..' must be 1-200 letters, digits, '_', '-' or '.', not starting with '.'"),
+    ('{"id": "x", "text": "标题\\n\\n正文。", "url": "javascript:alert(1)"}',
+     "url 'javascript:alert(1)' must be an http:// or https:// address"),
 ])
 def test_jsonl_bad_records_are_skipped(tmp_path, line, reason):
     path = tmp_path / "x.jsonl"

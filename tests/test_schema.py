@@ -20,7 +20,7 @@ from conftest import SEEDS
 from service.app import create_app
 from service.settings import load_settings
 
-KEY = "schema-key"
+KEY = "schema-key-0123456789"
 
 
 def _settings(index_dir: Path, corpus_dir: Path):

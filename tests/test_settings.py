@@ -29,6 +29,13 @@ def test_precedence_flag_over_env_over_default(monkeypatch, tmp_path):
     ("WENDA_MODE", "fuzzy", "WENDA_MODE: Input should be 'hybrid', 'dense' or 'bm25' (got 'fuzzy')"),
     ("WENDA_PORT", "http", "WENDA_PORT: Input should be a valid integer, unable to parse string as an integer "
                            "(got 'http')"),
+    # An empty WENDA_API_KEY= locked every write with 401; a short one can be guessed.
+    # The key itself is never echoed.
+    ("WENDA_API_KEY", "", "WENDA_API_KEY: the key is empty; use at least 16 characters, e.g. from python -c "
+                          "'import secrets; print(secrets.token_urlsafe(32))', or unset the variable"),
+    ("WENDA_API_KEY", "hunter2-hunter2", "WENDA_API_KEY: the key has 15 characters; use at least 16 characters, "
+                                         "e.g. from python -c 'import secrets; print(secrets.token_urlsafe(32))', "
+                                         "or unset the variable"),
 ])
 def test_bad_values_name_the_variable(monkeypatch, var, value, message):
     monkeypatch.setenv(var, value)

@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 from pydantic_core import PydanticCustomError
 
+from ingest.readers import ID_PATTERN, ID_RULE, MAX_ID_CHARS
+
 
 def _whole_number(value: object) -> object:
     """JSON Schema's integer: 5 and 5.0, but not "5" or true."""
@@ -25,8 +27,6 @@ def _whole_number(value: object) -> object:
 Mode = Literal["hybrid", "dense", "bm25"]
 K = Annotated[int, Field(ge=1, le=100, strict=False, description="Number of hits (1-100; default WENDA_TOP_K)."),
               BeforeValidator(_whole_number)]
-MAX_ID_CHARS = 200
-ID_PATTERN = r"^[^:\s/\\?#%]+$"  # documents ingest.readers.check_article_id, which gives the message
 MAX_META_CHARS = 2000
 
 
@@ -201,7 +201,7 @@ class ArticleIn(BaseModel):
         "text": "青松镇推进银杏种植\n今年青松镇新种植银杏树8848棵。", "date": "2024-03-01"}]})
 
     id: Annotated[str | None, Field(min_length=1, max_length=MAX_ID_CHARS,
-                                    description="Article id: no ':', '/', '?', '#', '%', '\\' or spaces.",
+                                    description=f"Article id: {ID_RULE}.",
                                     json_schema_extra={"pattern": ID_PATTERN}),
                   AfterValidator(_optional_meta)] = None
     title: Annotated[str, Field(json_schema_extra=text_schema(MAX_META_CHARS)),
@@ -268,7 +268,8 @@ class HealthOut(BaseModel):
 
 
 class IndexSummary(BaseModel):
-    index_dir: str
+    """The live index, as ``wenda info`` shows it less its path on the server."""
+
     generation: str
     created_at: str
     embed_model: str

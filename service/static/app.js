@@ -72,7 +72,8 @@ function showMessage(text, isError = false) {
 async function checkReady() {
   clearTimeout(readyTimer);
   const { ok, status, data } = await api("/readyz");
-  if (ok) {
+  if (ok || status === 401) {
+    // 401: readiness is behind WENDA_API_KEY_READS; asking will ask for the key.
     showBanner("");
     return true;
   }
@@ -186,7 +187,8 @@ async function openArticle(citation, card) {
   const panel = $("article");
   $("article-title").textContent = article.title;
   $("article-meta").textContent = [article.date, article.source].filter(Boolean).join(" · ");
-  if (article.url) {
+  // Only web links: an index written before URLs were checked may hold others.
+  if (article.url && /^https?:\/\//i.test(article.url)) {
     const link = el("a", { href: article.url, rel: "noopener noreferrer", target: "_blank", text: "原文 source" });
     $("article-meta").append(article.date || article.source ? " · " : "", link);
   }
