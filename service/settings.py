@@ -72,7 +72,14 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = Field(None, description="Bearer key required by write endpoints when set "
                                                        "(at least 16 characters).")
     api_key_reads: bool = Field(False, description="Also require the API key for read endpoints.")
-    max_body_bytes: int = Field(5_000_000, ge=1000, description="Largest HTTP request body.")
+    max_body_bytes: int = Field(5_000_000, ge=1000, description="Largest HTTP request body (so also the "
+                                "most bytes one write may send).")
+    max_articles_per_request: int = Field(100, ge=1, le=100_000,
+                                          description="Most articles one POST /v1/articles may send.")
+    rate_limit_writes: int = Field(60, ge=0, description="Writes (add or delete articles) a client may make "
+                                   "per minute, in bursts of up to that many; 0 turns the limit off.")
+    rate_limit_asks: int = Field(600, ge=0, description="Questions (ask, search, chat) a client may send per "
+                                 "minute, in bursts of up to that many; 0 turns the limit off.")
 
     @field_validator("api_key")
     @classmethod

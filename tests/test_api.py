@@ -245,6 +245,45 @@ def test_body_over_the_size_limit_is_413(seed_dir):
         assert c.post("/v1/ask", json={"question": FUJIAN}).status_code == 200
 
 
+def test_more_articles_than_the_cap_is_413(seed_dir):
+    app = create_app(settings_for(seed_dir, max_articles_per_request=2))
+    c = TestClient(app)
+    three = [{**QINGSONG, "id": f"qingsong-{i}"} for i in range(3)]
+    r = c.post("/v1/articles", json=three)
+    assert (r.status_code, r.json()) == (413, {"detail": "The request has 3 articles; the limit is 2 per request "
+                                                         "(WENDA_MAX_ARTICLES_PER_REQUEST). Send them in several "
+                                                         "requests."})
+    assert c.get("/v1/articles/qingsong-0").status_code == 404
+    assert create_app(settings_for(seed_dir)).state.settings.max_articles_per_request == 100
+
+
+def test_rate_limits_per_client_on_writes_and_questions(seed_dir):
+    app = create_app(settings_for(seed_dir, rate_limit_writes=1, rate_limit_asks=2))
+    c = TestClient(app)
+    # Refused questions count too: the limit is on requests, checked before the body is.
+    assert [c.post("/v1/ask", json={"question": ""}).status_code for _ in range(2)] == [422, 422]
+    for path, body in [("/v1/ask", {"question": ""}), ("/v1/search", {"query": "x"}),
+                       ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}]})]:
+        r = c.post(path, json=body)
+        # One question a 30 s at 2 a minute; 29 if this machine stalled for a second.
+        wait = r.headers["retry-after"]
+        assert wait in ("30", "29")
+        assert (r.status_code, r.json()) == (429, {"detail": "Too many questions from this client: the limit is 2 a "
+                                                             f"minute (WENDA_RATE_LIMIT_ASKS); retry in {wait} s."})
+    assert c.delete("/v1/articles/nope").status_code == 404
+    for method, path, body in [("DELETE", "/v1/articles/nope", None), ("POST", "/v1/articles", QINGSONG)]:
+        r = c.request(method, path, json=body)
+        wait = r.headers["retry-after"]
+        assert wait in ("60", "59")
+        assert (r.status_code, r.json()) == (429, {"detail": "Too many writes from this client: the limit is 1 a "
+                                                             f"minute (WENDA_RATE_LIMIT_WRITES); retry in {wait} s."})
+    # Reads are not limited, and another client has its own allowance.
+    assert c.get(f"/v1/articles/{FUJIAN_ARTICLE}").status_code == 200
+    other = TestClient(app, client=("192.0.2.8", 50000))
+    assert other.post("/v1/ask", json={"question": ""}).status_code == 422
+    assert other.delete("/v1/articles/nope").status_code == 404
+
+
 @pytest.mark.parametrize(("body", "detail"), [
     ({"title": "标题", "text": ""}, "body.text: The article text is empty; send the article's text."),
     ({"title": "标题", "text": " \n\u3000"}, "body.text: The article text is empty; send the article's text."),
@@ -608,7 +647,8 @@ def test_openapi_documents_the_models(client):
         "$ref": "#/components/schemas/AskResponse"}
     assert ask["responses"]["422"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/ValidationErrorOut"}
-    assert set(ask["responses"]) == {"200", "413", "415", "422", "503"}
+    assert set(ask["responses"]) == {"200", "413", "415", "422", "429", "503"}
+    assert ask["responses"]["429"]["headers"]["Retry-After"]["schema"] == {"type": "integer"}
     question = schema["components"]["schemas"]["AskRequest"]["properties"]["question"]
     assert (question["minLength"], question["maxLength"], question["pattern"]) == (1, 1000, r"\S")
     k = schema["components"]["schemas"]["AskRequest"]["properties"]["k"]["anyOf"][0]

@@ -62,7 +62,8 @@ def copy_index(src: Path, dst: Path) -> Path:
 @pytest.fixture(scope="module")
 def server(seed_index, tmp_path_factory):
     idx = copy_index(seed_index, tmp_path_factory.mktemp("live") / "index")
-    with live_server(load_settings(index_dir=idx, corpus_dir=SEEDS, api_key=KEY)) as url:
+    # The readers below ask as fast as they can, all from 127.0.0.1: no question limit here.
+    with live_server(load_settings(index_dir=idx, corpus_dir=SEEDS, api_key=KEY, rate_limit_asks=0)) as url:
         yield url
 
 

@@ -14,6 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ..engine import Wenda
 from ..settings import Settings
+from .limits import RateLimit
 from .metrics import Metrics
 from .models import ErrorOut
 
@@ -64,24 +65,35 @@ def require_api_key(settings: SettingsDep,
 
 @dataclass(frozen=True)
 class Access:
-    """Which routes need the API key, decided once per app from its settings,
-    so that the OpenAPI schema shows the security exactly where it applies.
+    """Which routes need the API key and which are rate-limited, decided once
+    per app from its settings, so that the OpenAPI schema shows the security
+    and the 429 exactly where they apply.
 
     Args:
-        read: dependencies of read routes (ask, search, articles, passages).
-        write: dependencies of write routes (add and delete articles).
+        read: dependencies of read routes (articles, passages, /readyz, /metrics).
+        write: dependencies of write routes (add and delete articles): the key, then the write limit.
+        ask: dependencies of question routes (ask, search, chat): the read key, then the question limit.
     """
 
     read: list[DependsParam] = field(default_factory=list)
     write: list[DependsParam] = field(default_factory=list)
+    ask: list[DependsParam] = field(default_factory=list)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Access:
-        if settings.api_key is None:
-            return cls()
-        secured = [Depends(require_api_key)]
-        return cls(read=secured if settings.api_key_reads else [], write=secured)
+        secured = [Depends(require_api_key)] if settings.api_key is not None else []
+        read = secured if settings.api_key_reads else []
+        writes = RateLimit(settings.rate_limit_writes, what="writes", setting="WENDA_RATE_LIMIT_WRITES")
+        asks = RateLimit(settings.rate_limit_asks, what="questions", setting="WENDA_RATE_LIMIT_ASKS")
+        return cls(read=read, write=[*secured, Depends(writes)], ask=[*read, Depends(asks)])
 
     def responses(self, deps: list[DependsParam]) -> dict:
-        """The 401 response to document for routes with ``deps``."""
-        return {401: {"model": ErrorOut, "description": "Missing or wrong API key."}} if deps else {}
+        """The 401 and 429 responses to document for routes with ``deps``."""
+        out = {}
+        if any(d.dependency is require_api_key for d in deps):
+            out[401] = {"model": ErrorOut, "description": "Missing or wrong API key."}
+        if any(isinstance(d.dependency, RateLimit) and d.dependency.per_minute > 0 for d in deps):
+            out[429] = {"model": ErrorOut, "description": "Too many requests from this client; see Retry-After.",
+                        "headers": {"Retry-After": {"description": "Seconds to wait.",
+                                                    "schema": {"type": "integer"}}}}
+        return out

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path
+from fastapi import APIRouter, Body, HTTPException, Path
 from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter, ValidationError
 
@@ -14,7 +14,7 @@ from ingest.errors import CorpusError
 from ingest.models import Article
 from ingest.readers import article_from_record
 
-from .deps import Access, EngineDep, log
+from .deps import Access, EngineDep, SettingsDep, log
 from .models import (
     ArticleIn,
     ArticleOut,
@@ -64,6 +64,17 @@ def parse_articles(body: Any) -> list[ArticleIn]:
             [{"type": e["type"], "loc": ("body", *e["loc"]), "msg": e["msg"]} for e in exc.errors()]) from None
 
 
+def check_article_count(body: Any, limit: int) -> None:
+    """Refuse a list of more than ``limit`` articles before any is validated.
+
+    Raises:
+        HTTPException: 413, naming WENDA_MAX_ARTICLES_PER_REQUEST.
+    """
+    if isinstance(body, list) and len(body) > limit:
+        raise HTTPException(413, f"The request has {len(body)} articles; the limit is {limit} per request "
+                                 "(WENDA_MAX_ARTICLES_PER_REQUEST). Send them in several requests.")
+
+
 def to_articles(items: list[ArticleIn], *, many: bool) -> list[Article]:
     """Core articles from request items (the same rules as ``.jsonl`` ingest).
 
@@ -95,10 +106,13 @@ def articles_router(access: Access) -> APIRouter:
                  responses={**error_responses(413, 415, 422, 503), **write_errors},
                  openapi_extra={"requestBody": _ARTICLES_BODY},
                  summary="Add or replace articles (searchable when the call returns)")
-    def add_articles(body: Annotated[Any, Body()], engine: EngineDep) -> Any:
+    def add_articles(body: Annotated[Any, Body()], engine: EngineDep, settings: SettingsDep) -> Any:
         """Each article: ``title``, ``text`` and optional ``id``, ``date``, ``source``,
-        ``url``. An article whose content is unchanged is left alone."""
+        ``url`` (http or https). An article whose content is unchanged is left
+        alone. At most WENDA_MAX_ARTICLES_PER_REQUEST articles and
+        WENDA_MAX_BODY_BYTES bytes a request."""
         t0 = time.perf_counter()
+        check_article_count(body, settings.max_articles_per_request)
         many = isinstance(body, list)
         articles = to_articles(parse_articles(body), many=many)
         report = engine.write(upserts=articles)

@@ -46,8 +46,8 @@ def took_ms(t0: float) -> float:
 
 def qa_router(models: QueryModels, access: Access) -> APIRouter:
     """The question routes of one app (their request models carry its limits)."""
-    router = APIRouter(tags=["questions"], dependencies=access.read)
-    errors = {**error_responses(413, 415, 422, 503), **access.responses(access.read)}
+    router = APIRouter(tags=["questions"], dependencies=access.ask)
+    errors = {**error_responses(413, 415, 422, 503), **access.responses(access.ask)}
     AskRequest, SearchRequest = models.ask, models.search  # noqa: N806 - classes
 
     @router.post("/v1/ask", response_model=AskResponse, responses=errors,
