@@ -41,7 +41,7 @@ from .api.deps import Access, log
 from .api.metrics import Metrics, MetricsMiddleware
 from .api.models import query_models
 from .api.routes_articles import articles_router
-from .api.routes_ops import ops_router
+from .api.routes_ops import index_gauges, ops_router
 from .api.routes_qa import qa_router
 from .engine import Wenda
 from .settings import Settings, SettingsError
@@ -242,7 +242,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = Wenda(settings)
-    app.state.metrics = Metrics()
+    app.state.metrics = Metrics(gauges=lambda: index_gauges(app.state.engine))
     app.state.startup_error = None
 
     access = Access.from_settings(settings)

@@ -471,7 +471,7 @@ def test_no_index_and_no_corpus_starts_not_ready(tmp_path, warm_cache):
                                    ("POST", "/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}]})]:
             r = c.request(method, path, json=body)
             assert (r.status_code, r.json()) == (503, {"detail": no_index}), path
-        assert "wenda_index_ready 0\n" in c.get("/metrics").text
+        assert "wenda_index_ready 0.0" in c.get("/metrics").text.splitlines()
         # Adding an article creates the index; the service is ready at once.
         assert c.post("/v1/articles", json=QINGSONG).json()["articles_total"] == 1
         assert c.get("/readyz").json()["index"]["articles"] == 1
@@ -602,28 +602,48 @@ def test_chat_completion_stream(client):
 
 # ---- metrics, the page, the schema ------------------------------------------------------------
 def test_metrics(seed_dir):
-    with TestClient(create_app(settings_for(seed_dir))) as c:
+    with TestClient(create_app(settings_for(seed_dir))) as c, TestClient(create_app(settings_for(seed_dir))) as other:
         c.post("/v1/ask", json={"question": FUJIAN})
         c.post("/v1/ask", json={"question": FUJIAN})
         c.post("/v1/ask", json={"question": ""})
         c.get("/v1/articles/nope")
         c.get("/no/such/page")
         r = c.get("/metrics")
+        other_text = other.get("/metrics").text
     assert r.status_code == 200
-    assert r.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
+    assert r.headers["content-type"] == "text/plain; version=1.0.0; charset=utf-8"
     lines = r.text.splitlines()
     for line in [
-        'wenda_http_requests_total{method="POST",route="/v1/ask",status="200"} 2',
-        'wenda_http_requests_total{method="POST",route="/v1/ask",status="422"} 1',
-        'wenda_http_requests_total{method="GET",route="/v1/articles/{article_id}",status="404"} 1',
-        'wenda_http_requests_total{method="GET",route="<unmatched>",status="404"} 1',
-        'wenda_http_request_duration_seconds_count{method="POST",route="/v1/ask",status="200"} 2',
-        'wenda_http_request_duration_seconds_bucket{method="POST",route="/v1/ask",status="200",le="+Inf"} 2',
+        'wenda_http_requests_total{method="POST",route="/v1/ask",status="200"} 2.0',
+        'wenda_http_requests_total{method="POST",route="/v1/ask",status="422"} 1.0',
+        'wenda_http_requests_total{method="GET",route="/v1/articles/{article_id}",status="404"} 1.0',
+        'wenda_http_requests_total{method="GET",route="<unmatched>",status="404"} 1.0',
+        'wenda_http_request_duration_seconds_count{method="POST",route="/v1/ask",status="200"} 2.0',
+        'wenda_http_request_duration_seconds_bucket{le="+Inf",method="POST",route="/v1/ask",status="200"} 2.0',
         "# TYPE wenda_http_request_duration_seconds histogram",
-        "wenda_index_ready 1", "wenda_index_articles 2", "wenda_index_passages 42", "wenda_index_generation 1",
+        "wenda_index_ready 1.0", "wenda_index_articles 2.0", "wenda_index_passages 42.0",
+        "wenda_index_generation 1.0",
     ]:
         assert line in lines
-    assert any(line.startswith("wenda_index_bytes ") and int(line.split()[1]) > 100_000 for line in lines)
+    assert any(line.startswith("wenda_index_bytes ") and float(line.split()[1]) > 100_000 for line in lines)
+    # Each app has its own registry: the other app saw none of these requests.
+    assert [line for line in other_text.splitlines() if line.startswith("wenda_http_requests_total")] == []
+
+
+def test_metric_labels_stay_bounded(client):
+    """Made-up methods and paths add no label sets: 50 methods were 50 label sets."""
+    def label_sets() -> set[str]:
+        text = client.get("/metrics").text
+        return {line.split(" ")[0] for line in text.splitlines() if line.startswith("wenda_http_requests_total")}
+
+    before = label_sets()
+    for i in range(50):
+        client.request(f"M{i}X", f"/v1/ask/{i}")
+        client.request(f"M{i}Y", "/healthz")
+    added = label_sets() - before
+    assert added == {'wenda_http_requests_total{method="other",route="<unmatched>",status="404"}',
+                     'wenda_http_requests_total{method="other",route="/healthz",status="405"}',
+                     'wenda_http_requests_total{method="GET",route="/metrics",status="200"}'} - before
 
 
 def test_the_page_and_its_files(client):

@@ -1,86 +1,75 @@
-"""Prometheus metrics, hand-written (one small class per app, no global
-registry): request counts and latency by method, route template and status,
-and index size gauges read from the live manifest at scrape time.
+"""Prometheus metrics with ``prometheus_client``, one registry per app (never
+the library's global one, so two apps in one process count apart): request
+counts and latency by method, route template and status, and index size
+gauges read from the live manifest at scrape time.
 
-Text exposition format 0.0.4:
-https://prometheus.io/docs/instrumenting/exposition_formats/
+Label values are bounded: the route is the template (or ``<unmatched>``) and
+a method outside ``METHODS`` is counted as ``other``, so made-up methods or
+paths cannot grow the label sets.
 """
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import defaultdict
+from collections.abc import Callable, Iterator
 
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+CONTENT_TYPE = CONTENT_TYPE_LATEST
 # Seconds; the Prometheus client libraries' default buckets, with 25 s on top
 # because an ingest of many articles can take that long.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 25.0)
 UNMATCHED = "<unmatched>"
+#: The methods counted by name (RFC 9110's, less CONNECT and TRACE); any other is "other".
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+OTHER_METHOD = "other"
+LABELS = ("method", "route", "status")
+
+#: name -> (help text, value), read when Prometheus scrapes.
+Gauges = Callable[[], dict[str, tuple[str, float]]]
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+class _GaugeCollector(Collector):
+    def __init__(self, gauges: Gauges) -> None:
+        self._gauges = gauges
 
+    def collect(self) -> Iterator[Metric]:
+        for name, (help_text, value) in self._gauges().items():
+            yield GaugeMetricFamily(name, help_text, value=value)
 
-def _labels(**labels: str) -> str:
-    return ",".join(f'{k}="{_escape(str(v))}"' for k, v in labels.items())
-
-
-def _num(value: float) -> str:
-    return repr(float(value)) if isinstance(value, float) else str(value)
+    def describe(self) -> list[Metric]:
+        return []  # the names are read at scrape time, not at registration
 
 
 class Metrics:
-    """Request counters and latency histograms for one app."""
+    """Request counters and latency histograms for one app, in its own registry.
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._buckets: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0] * len(BUCKETS))
-        self._sum: dict[tuple[str, str, str], float] = defaultdict(float)
-        self._count: dict[tuple[str, str, str], int] = defaultdict(int)
+    Args:
+        gauges: called at each scrape for gauges such as ``wenda_index_passages``.
+    """
+
+    def __init__(self, gauges: Gauges | None = None) -> None:
+        self.registry = CollectorRegistry()
+        self._requests = Counter("wenda_http_requests", "HTTP requests by method, route and status.", LABELS,
+                                 registry=self.registry)
+        self._latency = Histogram("wenda_http_request_duration_seconds",
+                                  "HTTP request latency by method, route and status.", LABELS, buckets=BUCKETS,
+                                  registry=self.registry)
+        if gauges is not None:
+            self.registry.register(_GaugeCollector(gauges))
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        key = (method, route, str(status))
-        with self._lock:
-            counts = self._buckets[key]
-            for i, bound in enumerate(BUCKETS):
-                if seconds <= bound:
-                    counts[i] += 1
-            self._sum[key] += seconds
-            self._count[key] += 1
+        labels = (method if method in METHODS else OTHER_METHOD, route, str(status))
+        self._requests.labels(*labels).inc()
+        self._latency.labels(*labels).observe(seconds)
 
-    def render(self, gauges: dict[str, tuple[str, float]]) -> str:
-        """The exposition text.
-
-        Args:
-            gauges: name -> (help text, value), e.g. ``wenda_index_passages``.
-        """
-        with self._lock:
-            keys = sorted(self._count)
-            buckets = {k: list(self._buckets[k]) for k in keys}
-            sums = {k: self._sum[k] for k in keys}
-            counts = {k: self._count[k] for k in keys}
-        out = ["# HELP wenda_http_requests_total HTTP requests by method, route and status.",
-               "# TYPE wenda_http_requests_total counter"]
-        for m, r, s in keys:
-            out.append(f"wenda_http_requests_total{{{_labels(method=m, route=r, status=s)}}} {counts[m, r, s]}")
-        out += ["# HELP wenda_http_request_duration_seconds HTTP request latency by method, route and status.",
-                "# TYPE wenda_http_request_duration_seconds histogram"]
-        for key in keys:
-            m, r, s = key
-            base = _labels(method=m, route=r, status=s)
-            for bound, n in zip(BUCKETS, buckets[key]):
-                out.append(f'wenda_http_request_duration_seconds_bucket{{{base},le="{bound}"}} {n}')
-            out.append(f'wenda_http_request_duration_seconds_bucket{{{base},le="+Inf"}} {counts[key]}')
-            out.append(f"wenda_http_request_duration_seconds_sum{{{base}}} {sums[key]!r}")
-            out.append(f"wenda_http_request_duration_seconds_count{{{base}}} {counts[key]}")
-        for name, (help_text, value) in gauges.items():
-            out += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {_num(value)}"]
-        return "\n".join(out) + "\n"
+    def render(self) -> bytes:
+        """The exposition text of this app's registry."""
+        return generate_latest(self.registry)
 
 
 class MetricsMiddleware:
