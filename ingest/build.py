@@ -8,7 +8,6 @@ or an error at any point before the swap leaves the previous index whole.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -77,24 +76,29 @@ def content_hash(article: Article) -> str:
 # ---- locking and generations ---------------------------------------------------
 @contextlib.contextmanager
 def write_lock(index_dir: Path, timeout: float = 60.0) -> Iterator[None]:
-    """Exclusive writer lock on ``<index_dir>/LOCK`` (readers never lock)."""
+    """Exclusive writer lock on ``<index_dir>/LOCK`` (readers never lock).
+
+    ``filelock`` takes an flock on the file, so writers of older wenda
+    versions (a plain flock on the same file) still exclude each other with
+    this one; the file is kept on release, as they expect.
+
+    Raises:
+        IndexBusyError: another writer held the lock for ``timeout`` seconds.
+    """
+    from filelock import FileLock, Timeout
+
     index_dir.mkdir(parents=True, exist_ok=True)
-    with open(index_dir / layout.LOCK, "a+") as fh:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise IndexBusyError(
-                        f"Another wenda process is writing to {index_dir}; try again when it finishes."
-                    ) from None
-                time.sleep(0.05)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    # thread_local=False: the lock belongs to the write, which may move between
+    # threads in a server; writers in one process are serialised before this.
+    lock = FileLock(index_dir / layout.LOCK, timeout=timeout, thread_local=False, preserve_lock_file=True)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise IndexBusyError(f"Another wenda process is writing to {index_dir}; try again when it finishes.") from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _next_number(index_dir: Path) -> int:

@@ -138,7 +138,8 @@ class Wenda:
         """Apply a write and swap in the new snapshot before returning."""
         with self._write_lock:
             report = update_index(self.index_dir, self.embedder(), upserts=upserts, deletes=deletes,
-                                  settings=self.index_settings(), rebuild=rebuild, progress=progress)
+                                  settings=self.index_settings(), rebuild=rebuild, progress=progress,
+                                  lock_timeout=self.settings.write_lock_timeout)
             if self.has_index():
                 self.snapshot()
             return report

@@ -76,6 +76,9 @@ class Settings(BaseSettings):
                                 "most bytes one write may send).")
     max_articles_per_request: int = Field(100, ge=1, le=100_000,
                                           description="Most articles one POST /v1/articles may send.")
+    write_lock_timeout: float = Field(60.0, ge=0, le=3600,
+                                      description="Seconds a write waits for another process's write before "
+                                                  "giving up (503 with Retry-After).")
     rate_limit_writes: int = Field(60, ge=0, description="Writes (add or delete articles) a client may make "
                                    "per minute, in bursts of up to that many; 0 turns the limit off.")
     rate_limit_asks: int = Field(600, ge=0, description="Questions (ask, search, chat) a client may send per "

@@ -3,8 +3,12 @@ writes, model mismatch, HNSW, no pickle."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -13,7 +17,7 @@ from conftest import MINI, SEEDS, fresh_index_dir
 from ingest import build, layout
 from ingest.build import IndexSettings, update_index
 from ingest.embedder import HashEmbedder
-from ingest.errors import EmptyCorpusError, IndexMismatchError, IndexNotFoundError, NotFoundError
+from ingest.errors import EmptyCorpusError, IndexBusyError, IndexMismatchError, IndexNotFoundError, NotFoundError
 from ingest.readers import article_from_text, iter_articles
 from retriever.index import IndexReader
 from retriever.search import make_retriever
@@ -206,3 +210,52 @@ def test_index_from_an_older_tokenizer_is_refused_then_recut_by_the_next_write(i
     assert len(tokens) == 32 and all(tokens[r] == build.tokenize(build.index_text(p)) for r, p in rows.items())
     hits = make_retriever(reader, "bm25").search_passages("江州市新图书馆首批上架图书多少册？", 1)
     assert hits[0][1].passage_id.startswith("a01:")
+
+
+# ---- the writer lock ---------------------------------------------------------------------
+@contextlib.contextmanager
+def held_by_another_writer(index_dir):
+    """An flock on LOCK through another open file, as another process (or an
+    older wenda, which took a plain flock) holds it."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with open(index_dir / layout.LOCK, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def test_a_held_lock_makes_a_writer_wait_then_give_up(tmp_path):
+    index_dir = tmp_path / "idx"
+    one = [article_from_text("x1", "标题\n\n正文一段。")]
+    with held_by_another_writer(index_dir):
+        t0 = time.monotonic()
+        with pytest.raises(IndexBusyError) as exc:
+            update_index(index_dir, HashEmbedder(16), upserts=one, lock_timeout=0.3)
+        assert 0.3 <= time.monotonic() - t0 < 5
+    assert str(exc.value) == f"Another wenda process is writing to {index_dir}; try again when it finishes."
+    assert layout.current_generation(index_dir) is None
+    # Released: the same write goes through, and LOCK stays for the next writer.
+    assert update_index(index_dir, HashEmbedder(16), upserts=one, lock_timeout=0.3).added == ["x1"]
+    assert (index_dir / layout.LOCK).is_file()
+
+
+def test_a_waiting_writer_goes_on_when_the_lock_is_released(tmp_path):
+    index_dir = tmp_path / "idx"
+    release = threading.Event()
+
+    def holder():
+        with held_by_another_writer(index_dir):
+            holding.set()
+            release.wait(10)
+
+    holding = threading.Event()
+    thread = threading.Thread(target=holder)
+    thread.start()
+    holding.wait(10)
+    threading.Timer(0.2, release.set).start()
+    report = update_index(index_dir, HashEmbedder(16), upserts=[article_from_text("x1", "标题\n\n正文一段。")],
+                          lock_timeout=30)
+    thread.join(10)
+    assert report.added == ["x1"] and release.is_set()
