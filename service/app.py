@@ -44,6 +44,7 @@ from .api.routes_articles import articles_router
 from .api.routes_ops import index_gauges, ops_router
 from .api.routes_qa import qa_router
 from .engine import Wenda
+from .runtime import set_openmp_defaults
 from .settings import Settings, SettingsError
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -236,6 +237,7 @@ def create_app(settings: Settings) -> FastAPI:
         The FastAPI app: the JSON API under ``/v1``, ``/healthz``, ``/readyz``,
         ``/metrics``, the OpenAPI schema at ``/openapi.json`` and the web page at ``/``.
     """
+    set_openmp_defaults()  # before the engine loads faiss or the embedding model
     app = FastAPI(
         title="wenda (问答)", version=_version(), lifespan=_lifespan, docs_url=None, redoc_url=None,
         description="Answers questions about Chinese news articles, citing the exact source paragraph.",

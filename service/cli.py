@@ -5,7 +5,6 @@ usage errors exit 2; anything else is a bug and keeps its traceback."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 
 import click
@@ -14,9 +13,7 @@ from eval.datasets import DATASETS
 from ingest.errors import WendaError
 from ingest.tokenize import TOKENIZER_ID
 
-# The embedding engine's OpenMP runtime must be told before it loads (see
-# ingest.embedder.E5Embedder): sleep when idle instead of spinning.
-os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+from .runtime import set_openmp_defaults
 
 
 class _Group(click.Group):
@@ -57,6 +54,7 @@ def cli(ctx: click.Context, index_dir: str | None) -> None:
 
     Example: wenda ask "湖北为基层配备了多少名大学生乡村医生？"
     """
+    set_openmp_defaults()  # before any command loads faiss or the embedding engine
     ctx.ensure_object(dict)
     ctx.obj["index_dir"] = index_dir
 
