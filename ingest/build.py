@@ -16,7 +16,7 @@ import shutil
 import sqlite3
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
@@ -228,6 +228,23 @@ def _progress(enabled: bool, total: int | None):
                 desc="ingest")
 
 
+@dataclass(frozen=True)
+class IngestProgress:
+    """How far a write is, given to ``update_index``'s ``on_progress`` after each article.
+
+    Args:
+        articles_done: articles (and skipped files) read so far.
+        articles_total: how many there are, when known.
+        passages: passages split from new or changed articles so far.
+        seconds: since the write took the lock.
+    """
+
+    articles_done: int
+    articles_total: int | None
+    passages: int
+    seconds: float
+
+
 def update_index(
     index_dir: str | os.PathLike,
     embedder: Embedder,
@@ -237,6 +254,8 @@ def update_index(
     settings: IndexSettings | None = None,
     rebuild: bool = False,
     progress: bool = False,
+    on_progress: Callable[[IngestProgress], None] | None = None,
+    expected_articles: int | None = None,
     lock_timeout: float = 60.0,
     cache_path: str | os.PathLike | None = None,
 ) -> IngestReport:
@@ -251,6 +270,10 @@ def update_index(
         settings: build settings (must match an existing index unless ``rebuild``).
         rebuild: start from an empty index instead of the live one.
         progress: show a progress bar on stderr.
+        on_progress: called after each article with an ``IngestProgress`` (the
+            caller decides what to show, and how often).
+        expected_articles: how many items ``upserts`` will yield, for
+            ``on_progress`` (default: its length when it has one).
         cache_path: the embedding cache (default ``<index_dir>/embeddings.sqlite``).
 
     Returns:
@@ -276,7 +299,13 @@ def update_index(
         tmp.mkdir(parents=True)
         try:
             cache = EmbeddingCache(cache_path or index_dir / layout.CACHE)
-            changed = _apply(prev, tmp, cache, embedder, upserts, deletes, settings, report, progress)
+            total = len(upserts) if isinstance(upserts, Sequence) else expected_articles
+
+            def tell(done: int, passages: int) -> None:
+                on_progress(IngestProgress(done, total, passages, time.perf_counter() - t0))
+
+            changed = _apply(prev, tmp, cache, embedder, upserts, deletes, settings, report, progress,
+                             tell if on_progress else None)
             if not changed:
                 shutil.rmtree(tmp, ignore_errors=True)
                 return _finish(report, prev, t0)
@@ -301,7 +330,7 @@ def _finish(report: IngestReport, gen: Path | None, t0: float) -> IngestReport:
 
 def _apply(prev: Path | None, tmp: Path, cache: EmbeddingCache, embedder: Embedder,
            upserts: Iterable[Article | SkippedFile], deletes: Sequence[str], settings: IndexSettings,
-           report: IngestReport, progress: bool) -> bool:
+           report: IngestReport, progress: bool, tell: Callable[[int, int], None] | None = None) -> bool:
     import faiss
 
     if prev is not None:
@@ -336,8 +365,12 @@ def _apply(prev: Path | None, tmp: Path, cache: EmbeddingCache, embedder: Embedd
 
     total = len(upserts) if isinstance(upserts, Sequence) else None
     with _progress(progress, total) as bar:
+        done = 0
         for item in upserts:
             bar.update(1)
+            if tell is not None and done:  # the previous item is done (the body has several exits)
+                tell(done, len(new_ids) + len(pending))
+            done += 1
             if isinstance(item, SkippedFile):
                 report.skipped.append(item)
                 continue
@@ -366,6 +399,8 @@ def _apply(prev: Path | None, tmp: Path, cache: EmbeddingCache, embedder: Embedd
                 flush()
             bar.set_postfix(passages=len(new_ids) + len(pending), refresh=False)
         flush()
+        if tell is not None and done:
+            tell(done, len(new_ids))
     object.__setattr__(report, "passages_embedded", cached.computed)
     # An index from a wenda with another tokenizer: its terms are re-cut here,
     # so any write (even 'wenda ingest' with nothing new) upgrades it.

@@ -62,7 +62,8 @@ def cli(ctx: click.Context, index_dir: str | None) -> None:
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--rebuild", is_flag=True, help="Start a new index instead of updating the live one.")
-@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bar (default: a bar on a terminal; to a file or pipe, a line every few seconds).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
 def ingest(ctx, paths, rebuild, progress, as_json):
@@ -72,9 +73,13 @@ def ingest(ctx, paths, rebuild, progress, as_json):
 
     Example: wenda ingest corpus/ more-news.jsonl
     """
+    from .progress import ProgressLines
+
     engine = _engine(ctx)
-    report = engine.ingest(paths or None, rebuild=rebuild,
-                           progress=sys.stderr.isatty() if progress is None else progress)
+    terminal = sys.stderr.isatty()
+    lines = ProgressLines(sys.stderr) if progress is None and not terminal else None
+    report = engine.ingest(paths or None, rebuild=rebuild, progress=terminal if progress is None else progress,
+                           on_progress=lines)
     if as_json:
         from dataclasses import asdict
 

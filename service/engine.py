@@ -9,16 +9,16 @@ query never sees half of a write.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ingest import layout
-from ingest.build import IndexSettings, check_compatible, update_index
+from ingest.build import IndexSettings, IngestProgress, check_compatible, update_index
 from ingest.embedder import CachedEmbedder, EmbeddingCache, load_embedder, model_id_for
 from ingest.errors import BadQueryError, IndexNotFoundError
 from ingest.models import Article, Hit, IngestReport, Passage, SkippedFile
-from ingest.readers import iter_articles
+from ingest.readers import count_articles, iter_articles
 from ingest.splitter import SplitterSettings
 from ingest.tokenize import TOKENIZER_ID
 from retriever.answer import Answer, AnswererSettings, ExtractiveAnswerer
@@ -128,17 +128,23 @@ class Wenda:
 
     # ---- writes -----------------------------------------------------------------
     def ingest(self, paths: Sequence[str | Path] | None = None, *, rebuild: bool = False,
-               progress: bool = False) -> IngestReport:
-        """Ingest files or directories (default: the corpus dir)."""
+               progress: bool = False, on_progress: Callable[[IngestProgress], None] | None = None) -> IngestReport:
+        """Ingest files or directories (default: the corpus dir); ``on_progress``
+        is told how far it is, out of the files and .jsonl lines counted first."""
         paths = list(paths) if paths else [self.settings.corpus_dir]
-        return self.write(upserts=iter_articles(paths), rebuild=rebuild, progress=progress)
+        expected = count_articles(paths) if on_progress else None
+        return self.write(upserts=iter_articles(paths), rebuild=rebuild, progress=progress,
+                          on_progress=on_progress, expected_articles=expected)
 
     def write(self, *, upserts: Iterable[Article | SkippedFile] = (), deletes: Sequence[str] = (),
-              rebuild: bool = False, progress: bool = False) -> IngestReport:
+              rebuild: bool = False, progress: bool = False,
+              on_progress: Callable[[IngestProgress], None] | None = None,
+              expected_articles: int | None = None) -> IngestReport:
         """Apply a write and swap in the new snapshot before returning."""
         with self._write_lock:
             report = update_index(self.index_dir, self.embedder(), upserts=upserts, deletes=deletes,
                                   settings=self.index_settings(), rebuild=rebuild, progress=progress,
+                                  on_progress=on_progress, expected_articles=expected_articles,
                                   lock_timeout=self.settings.write_lock_timeout)
             if self.has_index():
                 self.snapshot()
