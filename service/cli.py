@@ -35,6 +35,15 @@ def _engine(ctx: click.Context, **overrides):
     return Wenda(load_settings(index_dir=ctx.obj.get("index_dir"), **overrides))
 
 
+def _require_matplotlib(command: str) -> None:
+    """Refuse, in one line, a command that draws when matplotlib (the 'plot' extra) is missing."""
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise click.ClickException(f"'wenda {command}' draws its plots with matplotlib, which is not installed; "
+                                   "pip install 'wenda[plot]'.")
+
+
 def _ensure_index(engine) -> None:
     """Build the index from the bundled corpus on first use, and say so."""
     if engine.can_auto_ingest():
@@ -215,6 +224,7 @@ def bench(ctx, out_path, repeats, threads):
     """
     import tempfile
 
+    _require_matplotlib("bench")
     from .bench import render_table, run_bench
     from .settings import load_settings
 
@@ -257,6 +267,7 @@ def eval_cmd(ctx, evalset, dataset, modes, limit, split, holdout, baseline, out_
     """
     from pathlib import Path
 
+    _require_matplotlib("eval")
     from eval.report import check_fail_under, render_table, write_outputs
     from eval.run import evaluate
     from eval.runner import EVAL_MODES
@@ -310,6 +321,19 @@ def serve(ctx, host, port, insecure_no_auth):
     settings = load_settings(index_dir=ctx.obj.get("index_dir"), host=host, port=port)
     check_can_serve(settings, insecure_no_auth=insecure_no_auth)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+
+
+def _index_dir_after_the_command(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.ensure_object(dict)["index_dir"] = value
+
+
+# Users type the option after the command too ('wenda ingest corpus/ --index-dir X');
+# there it wins over one given before the command.
+for _command in cli.commands.values():
+    _command.params.append(click.Option(["--index-dir"], type=click.Path(file_okay=False), default=None,
+                                        expose_value=False, callback=_index_dir_after_the_command,
+                                        help="Index directory (default: WENDA_INDEX_DIR or .wenda/index)."))
 
 
 def main() -> None:

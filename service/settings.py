@@ -5,6 +5,7 @@ Precedence: CLI flag > environment > default."""
 from __future__ import annotations
 
 import ipaddress
+from importlib import resources
 from pathlib import Path
 from typing import Literal
 
@@ -22,7 +23,18 @@ from retriever.search import (
     DEFAULT_RRF_K,
 )
 
-BUNDLED_CORPUS = Path(__file__).resolve().parent.parent / "corpus"
+CHECKOUT = Path(__file__).resolve().parent.parent
+
+
+def bundled_corpus() -> Path:
+    """The demo corpus: ``service/corpus``, package data of an installed wheel,
+    found through importlib.resources; in a source checkout (or an editable
+    install of one) ``corpus/`` at its top."""
+    packaged = resources.files("service") / "corpus"
+    return Path(str(packaged)) if packaged.is_dir() else CHECKOUT / "corpus"
+
+
+BUNDLED_CORPUS = bundled_corpus()
 #: Shortest API key accepted: 16 random characters are out of reach of guessing
 #: over HTTP, and an empty WENDA_API_KEY= is a mistake, not "no key".
 MIN_API_KEY_CHARS = 16
@@ -63,7 +75,7 @@ class Settings(BaseSettings):
     min_confidence_crosslingual: float = Field(0.72, ge=0, le=1,
                                                description="Refusal threshold for questions without Chinese.")
     max_question_chars: int = Field(1000, ge=1, le=2000, description="Longest question accepted.")
-    data_dir: Path = Field(BUNDLED_CORPUS.parent.parent / "shared" / "data",
+    data_dir: Path = Field(CHECKOUT.parent / "shared" / "data",
                            description="Public QA sets (CMRC 2018, DRCD) for 'wenda eval --dataset'.")
     eval_cache_dir: Path = Field(Path(".wenda/eval"), description="Cached benchmark indexes and vectors.")
     host: str = Field("127.0.0.1", description="HTTP host for 'wenda serve' (any host but loopback needs "

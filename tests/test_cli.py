@@ -215,3 +215,29 @@ def test_an_empty_api_key_is_refused_at_start(monkeypatch, served):
     assert (r.exit_code, r.stderr.strip(), served) == (
         1, "Error: WENDA_API_KEY: the key is empty; use at least 16 characters, e.g. from python -c "
            "'import secrets; print(secrets.token_urlsafe(32))', or unset the variable", [])
+
+
+# ---- options where users type them; missing extras ----------------------------------------
+def test_index_dir_after_the_command(tmp_path, warm_cache):
+    idx = fresh_index_dir(tmp_path / "after", warm_cache)
+    runner = CliRunner()
+    r = runner.invoke(cli, ["ingest", str(MINI), "--index-dir", str(idx)])  # was "No such option"
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout.rstrip().endswith(f"Index: 10 articles, 32 passages at {idx}")
+    info = json.loads(runner.invoke(cli, ["info", "--json", "--index-dir", str(idx)]).stdout)
+    assert (info["index_dir"], info["articles"]) == (str(idx), 10)
+    # Given twice, the one after the command wins.
+    r = runner.invoke(cli, ["--index-dir", str(tmp_path / "other"), "ask", "荆江长江大桥主跨多少米？", "--index-dir",
+                            str(idx), "--json"])
+    assert json.loads(r.stdout)["citations"][0]["article_id"] == "a08"
+
+
+@pytest.mark.parametrize("command", ["bench", "eval"])
+def test_a_plot_command_without_matplotlib_says_what_to_install(monkeypatch, command):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if the 'plot' extra were not installed
+    r = CliRunner().invoke(cli, [command])
+    assert (r.exit_code, r.stderr.strip()) == (
+        1, f"Error: 'wenda {command}' draws its plots with matplotlib, which is not installed; "
+           "pip install 'wenda[plot]'.")
