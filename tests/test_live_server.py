@@ -210,7 +210,7 @@ def test_concurrent_asks_during_writes_see_old_or_new_never_a_mix(server):
                             return
                         with observed:
                             mark = len(seen)
-                            if not observed.wait_for(lambda: name in seen[mark:], timeout=30):
+                            if not observed.wait_for(lambda name=name, mark=mark: name in seen[mark:], timeout=30):
                                 failures.append(f"no reader saw state {name} within 30 s of its write")
                                 return
         finally:
