@@ -32,19 +32,20 @@ from ingest.splitter import sentence_spans
 
 # Question words and particles (in Simplified: text is folded first): they are
 # in every question and in no answer, so they would only dilute the coverage.
-_QUESTION_WORDS = sorted(
-    """什么 甚么 哪个 哪些 哪里 哪儿 哪一 哪 谁 几 多少 如何 怎样 怎么
-    为什么 为何 何时 何地 何处 是否 是不是 吗 呢 吧""".split(),
+QUESTION_WORDS = tuple(sorted(
+    """什么 甚么 哪个 哪些 哪里 哪儿 哪一 哪 谁 几 多少 多久 如何 怎样 怎么
+    为什么 为何 何时 何地 何处 是否 是不是 吗 呢 吧 啊 呀""".split(),
     key=len, reverse=True,
-)
-_SPLIT = re.compile("|".join(map(re.escape, _QUESTION_WORDS)) + r"|[^\w]|_", re.UNICODE)
+))
+_SPLIT = re.compile("|".join(map(re.escape, QUESTION_WORDS)) + r"|[^\w]|_", re.UNICODE)
 _PUNCT = re.compile(r"[^\w]+|_+", re.UNICODE)
 
 
 def question_bigrams(question: str) -> frozenset[str]:
     """Character bigrams of a question's content: question words and
     punctuation cut it into pieces; Latin words and numbers count as one unit
-    each, Chinese characters pair up inside a piece."""
+    each, Chinese characters pair up inside a piece. (``Question.bigrams``
+    holds this for an analysed question.)"""
     out: set[str] = set()
     for piece in _SPLIT.split(fold_script(question).lower()):
         out |= _bigrams(piece)
@@ -96,12 +97,12 @@ def evidence_coverage(qbigrams: frozenset[str], text: str, width: int = 1, *, co
     return best / len(qbigrams)
 
 
-def rerank(question: str, scored: Sequence[tuple[int, float]], passages: dict[int, Passage], *,
+def rerank(qbigrams: frozenset[str], scored: Sequence[tuple[int, float]], passages: dict[int, Passage], *,
            weight: float, width: int = 1) -> list[tuple[int, float]]:
     """Reorder fused hits by evidence coverage.
 
     Args:
-        question: the question as asked.
+        qbigrams: the question's bigrams (``Question.bigrams``).
         scored: (row id, fused score) pairs, on a 0..1 scale.
         passages: the passages of those rows (a row without one keeps its score).
         weight: added score per unit of coverage; 0 returns ``scored`` as is.
@@ -112,7 +113,7 @@ def rerank(question: str, scored: Sequence[tuple[int, float]], passages: dict[in
         order. The title and section heading count as context (found in every
         window).
     """
-    qb = question_bigrams(question)
+    qb = qbigrams
     if not qb or weight == 0:
         return list(scored)
     out = []

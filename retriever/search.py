@@ -19,6 +19,7 @@ from ingest.tokenize import tokenize
 
 from .gazetteer import places_in_english
 from .index import IndexReader
+from .question import Question, analyse, check_content
 from .rerank import rerank
 
 MAX_K = 1000
@@ -38,7 +39,9 @@ def check_query(query: object, k: object) -> tuple[str, int]:
     """Validate a query and k; returns the stripped query.
 
     Raises:
-        BadQueryError: empty or overlong query, k not a positive integer.
+        BadQueryError: empty, overlong or content-free query (only emoji,
+            punctuation, invisible characters, or code such as SQL), k not a
+            positive integer.
     """
     if not isinstance(query, str) or not query.strip():
         raise BadQueryError("The question is empty; type a question.")
@@ -46,7 +49,23 @@ def check_query(query: object, k: object) -> tuple[str, int]:
         raise BadQueryError(f"The question is {len(query)} characters; the limit is {MAX_QUERY_CHARS}.")
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise BadQueryError(f"k must be a positive integer (got {k!r}).")
+    check_content(query)
     return query.strip(), min(k, MAX_K)
+
+
+def prepare(query: str | Question, k: object) -> tuple[Question, int]:
+    """Check a query and k, and analyse the query once (a ``Question`` is
+    taken as already checked).
+
+    Raises:
+        BadQueryError: see ``check_query``.
+    """
+    if isinstance(query, Question):
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise BadQueryError(f"k must be a positive integer (got {k!r}).")
+        return query, min(k, MAX_K)
+    text, k = check_query(query, k)
+    return analyse(text), k
 
 
 _CJK = re.compile(r"[\u3400-\u9fff]")
@@ -68,25 +87,25 @@ class _Base:
     def __init__(self, index: IndexReader) -> None:
         self.index = index
 
-    def _rowids(self, query: str, n: int) -> list[tuple[int, float]]:
+    def _rowids(self, question: Question, n: int) -> list[tuple[int, float]]:
         raise NotImplementedError
 
-    def search_passages(self, query: str, k: int = 10) -> list[tuple[Hit, Passage]]:
+    def search_passages(self, query: str | Question, k: int = 10) -> list[tuple[Hit, Passage]]:
         """Top ``k`` hits with their passages, best first. ``k`` is clamped to
         the number of passages.
 
         Raises:
-            BadQueryError: empty or overlong query, bad k.
+            BadQueryError: empty, overlong or content-free query, bad k.
         """
-        query, k = check_query(query, k)
+        question, k = prepare(query, k)
         k = min(k, self.index.passage_count)
         if k == 0:
             return []
-        scored = self._rowids(query, k)[:k]
+        scored = self._rowids(question, k)[:k]
         passages = self.index.passages([r for r, _ in scored])
         return [(Hit(passages[r].passage_id, float(s), self.source), passages[r]) for r, s in scored if r in passages]
 
-    def search(self, query: str, k: int = 10) -> list[Hit]:
+    def search(self, query: str | Question, k: int = 10) -> list[Hit]:
         """Top ``k`` hits, best first (see ``search_passages``)."""
         return [hit for hit, _ in self.search_passages(query, k)]
 
@@ -99,8 +118,8 @@ class DenseRetriever(_Base):
     def query_vector(self, query: str) -> np.ndarray:
         return self.index.embedder.embed_queries([query])[0]
 
-    def _rowids(self, query: str, n: int) -> list[tuple[int, float]]:
-        vec = self.query_vector(query).reshape(1, -1)
+    def _rowids(self, question: Question, n: int) -> list[tuple[int, float]]:
+        vec = self.query_vector(question.text).reshape(1, -1)
         scores, ids = self.index.faiss_index.search(vec, n)
         # FAISS pads with id -1 when it has fewer than n results.
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
@@ -111,12 +130,12 @@ class Bm25Retriever(_Base):
 
     source = "bm25"
 
-    def _rowids(self, query: str, n: int) -> list[tuple[int, float]]:
+    def _rowids(self, question: Question, n: int) -> list[tuple[int, float]]:
         loaded = self.index.bm25
         if loaded is None:
             return []
         model, ids = loaded
-        terms = [t for t in query_terms(query) if t in model.vocab_dict]
+        terms = [t for t in question.terms if t in model.vocab_dict]
         if not terms:
             return []
         docs, scores = model.retrieve([terms], k=min(n, len(ids)), show_progress=False, n_threads=0)
@@ -197,16 +216,16 @@ class HybridRetriever(_Base):
         self.bm25 = Bm25Retriever(index)
         self.settings = settings or HybridSettings()
 
-    def _rowids(self, query: str, n: int) -> list[tuple[int, float]]:
+    def _rowids(self, question: Question, n: int) -> list[tuple[int, float]]:
         st = self.settings
         m = min(max(n, st.candidates), self.index.passage_count)
-        dense = self.dense._rowids(query, m)
-        if is_crosslingual(query):
+        dense = self.dense._rowids(question, m)
+        if question.crosslingual:
             # A query with no Chinese shares no words with Chinese text: BM25
             # would only see the place names we map, and rank short headings
             # that name the place above the passage that answers. Dense alone.
             return convex(dense, [], alpha=1.0)
-        sparse = self.bm25._rowids(query, m)
+        sparse = self.bm25._rowids(question, m)
         if st.fusion == "rrf":
             fused = rrf([[r for r, _ in dense], [r for r, _ in sparse]], k=st.rrf_k)
         else:
@@ -220,7 +239,7 @@ class HybridRetriever(_Base):
             hi = fused[0][1]
             fused = [(r, s / hi) for r, s in fused]
         top = fused[:st.rerank_depth]
-        head = rerank(query, top, self.index.passages([r for r, _ in top]), weight=st.rerank_weight)
+        head = rerank(question.bigrams, top, self.index.passages([r for r, _ in top]), weight=st.rerank_weight)
         return head + fused[st.rerank_depth:]
 
 

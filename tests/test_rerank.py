@@ -70,13 +70,13 @@ def test_rerank_moves_the_evidence_paragraph_up_and_keeps_others():
     # The title gives both passages the first six; only a:2 adds 馆长:
     # a:1 = 1.0 + 6/10, a:2 = 0.95 + 7/10.
     scored = [(1, 1.0), (2, 0.95), (3, 0.5)]  # row 3 has no passage: keeps its score
-    out = rerank("江州市新图书馆的馆长是谁？", scored, passages, weight=1.0)
+    out = rerank(question_bigrams("江州市新图书馆的馆长是谁？"), scored, passages, weight=1.0)
     assert out[0] == (2, pytest.approx(1.65)) and out[1] == (1, pytest.approx(1.6))
     assert [r for r, _ in out] == [2, 1, 3]
     assert dict(out)[3] == 0.5
     # Weight 0, or a question with no bigrams, leaves the order alone.
-    assert rerank("江州市新图书馆的馆长是谁？", scored, passages, weight=0.0) == scored
-    assert rerank("Who is the curator?", scored, passages, weight=1.0) == scored
+    assert rerank(question_bigrams("江州市新图书馆的馆长是谁？"), scored, passages, weight=0.0) == scored
+    assert rerank(question_bigrams("Who is the curator?"), scored, passages, weight=1.0) == scored
 
 
 def test_hybrid_rerank_changes_top1_on_the_real_index(reader, mini_questions):
