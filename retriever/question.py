@@ -44,7 +44,6 @@ UNITS = tuple(sorted(set("""
     只 头 株 棵 元 斤 升 克 片 首 枚 颗 根 块 台套 处 口 集 章 节 轮 例 单 笔 宗 起 桩 道 段 孔 眼 座 所
     """.split()), key=len, reverse=True))
 _UNIT_RE = "|".join(map(re.escape, UNITS))
-_TIME_UNITS = ("个工作日", "工作日", "小时", "分钟", "个月", "周", "天", "年", "月", "日", "秒")
 
 _ZH_KIND_PATTERNS: tuple[tuple[str, re.Pattern], ...] = (
     ("date", re.compile(r"何时|什么时候|什么时间|哪一?天|哪一?年|哪个?月|哪[个一]?(?:时间|日子|时期|年代|年份)|几月|几号|几日"

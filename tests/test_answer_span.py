@@ -1,16 +1,17 @@
-"""The short answer cut from a sentence: hand-worked examples for the slot's
-head noun, ranges, era years and clauses (real tagger, no mocks). The
+"""Rule-made answer spans (retriever/spans.py): hand-worked examples for the
+slot's head noun, ranges, era years and clauses (real tagger, no mocks). The
 sentences are shaped after failure cases seen on the CMRC 2018 trial split
 (Cui et al. 2019, CC BY-SA 4.0), the split wenda is tuned on."""
 
 from __future__ import annotations
 
-from retriever.answer import ExtractiveAnswerer, _posseg, _typed_spans
+from retriever.question import analyse, posseg
 from retriever.span import clause_at, clauses, head_noun, widen, with_era
+from retriever.spans import DATE, figures, rule_spans, slot
 
 
 def _slot(question: str, text: str) -> str:
-    span = ExtractiveAnswerer.slot_span(question, text)
+    span = slot(question, text)
     assert span is not None
     return text[span[0]:span[1]]
 
@@ -27,27 +28,25 @@ def test_slot_does_not_take_a_verb_after_it():
     # 谁 is not widened, and a verb (even one tagged as a verbal noun) after
     # 什么 is no head noun.
     assert _slot("这座教堂是由谁设计的？", "这座教堂是由建筑师博罗米尼设计的。") == "建筑师博罗米尼"
-    assert head_noun("设计的", "设计的。", _posseg) == ""
+    assert head_noun("设计的", "设计的。", posseg) == ""
 
 
 def test_head_noun_only_when_the_sentence_repeats_it():
-    assert head_noun("音乐风格的影响", "音乐风格的舞曲。", _posseg) == "音乐风格"
-    assert head_noun("小学", "中学。", _posseg) == ""
+    assert head_noun("音乐风格的影响", "音乐风格的舞曲。", posseg) == "音乐风格"
+    assert head_noun("小学", "中学。", posseg) == ""
 
 
 def test_widen_joins_a_range_of_figures():
     text = "生长于海拔100米至2,800米的地区。"
-    spans = _typed_spans("number", text, "生长的地区海拔约是多少米？")
-    first = next(sp for sp in spans if text[sp[0]:sp[1]] == "100米")
-    s, e = widen(text, first, spans)
-    assert text[s:e] == "100米至2,800米"
+    # figures() joins the range itself.
+    assert [text[s:e] for s, e in figures(text)] == ["100米至2,800米"]
     # A lone figure stays as it is.
     assert widen("共有84名运动员。", (2, 5), [(2, 5)]) == (2, 5)
 
 
 def test_widen_joins_dates_by_and_only_for_dates():
     text = "比赛于2008年8月15日及8月16日举行。"
-    spans = _typed_spans("date", text)
+    spans = [m.span() for m in DATE.finditer(text)]
     s, e = widen(text, spans[0], spans, dates=True)
     assert text[s:e] == "2008年8月15日及8月16日"
     assert widen(text, spans[0], spans) == spans[0]  # 及 does not make a range of figures
@@ -74,3 +73,20 @@ def test_clauses_and_clause_at():
     assert [text[s:e] for s, e in clauses(text)] == ["芙蓉洞位于重庆武隆县", "距县城20公里。"]
     s, e = clause_at(text, text.index("20"))
     assert text[s:e] == "距县城20公里。"
+
+
+def test_rule_spans_of_a_count_question_keep_the_unit():
+    q = analyse("福建的党史学习教育学习点接待了多少人次参访？")
+    sentence = "接待参访52万余批次、1310万余人次；开辟参观线路509条。"
+    spans = {sentence[s:e]: rule for s, e, rule in rule_spans(q, sentence)}
+    assert spans["1310万余人次"] == "figure"
+    assert spans["52万余批次"] == "figure"
+    assert spans["接待参访52万余批次、1310万余人次；开辟参观线路509条"] == "sentence"
+    assert "1310万余" not in spans  # a figure is proposed with its unit
+
+
+def test_rule_spans_of_a_person_question_propose_names():
+    q = analyse("黔桂高铁项目的总工程师是谁？")
+    sentence = "项目总工程师赵德明介绍，全线共有隧道38座。"
+    spans = {sentence[s:e]: rule for s, e, rule in rule_spans(q, sentence)}
+    assert spans["赵德明"] == "name"
