@@ -7,7 +7,8 @@ from pathlib import Path
 
 ROWS = [
     ("recall@1", "R@1"), ("recall@5", "R@5"), ("recall@10", "R@10"), ("mrr@10", "MRR@10"), ("ndcg@10", "nDCG@10"),
-    ("exact_match", "EM"), ("f1", "F1"), ("contains_gold", "contains"), ("citation_correct", "cite ok"),
+    ("exact_match", "EM"), ("f1", "F1"), ("contains_gold", "contains"), ("short_shown", "short shown"),
+    ("citation_correct", "cite ok"),
     ("quote_matches", "quote=src"), ("refusal_precision", "refuse P"), ("refusal_recall", "refuse R"),
     ("wrongly_refused", "wrong refusals"), ("latency_p50_ms", "p50 ms"), ("latency_p95_ms", "p95 ms"),
 ]
@@ -47,6 +48,7 @@ def render_table(result: dict) -> str:
         if all(key not in cols[n] for n in names):
             continue
         lines.append(f"{label:16}" + "".join(f"{_fmt(cols[n].get(key)):>{width}}" for n in names))
+    lines += ["", *type_table(result["modes"][names[0]].get("by_type") or {}, markdown=False)]
     best = result["modes"][names[0]].get("best_threshold")
     if best:
         lines.append(f"best refusal threshold on this set: {best['min_confidence']:.3f} "
@@ -72,15 +74,66 @@ def render_markdown(result: dict) -> str:
         if all(key not in cols[n] for n in names):
             continue
         out.append(f"| {label} | " + " | ".join(_fmt(cols[n].get(key)) for n in names) + " |")
-    misses = [r for r in result["results"] if r["mode"] == "hybrid" and
-              ((r["answerable"] and (not r["answered"] or not r["f1"])) or (not r["answerable"] and r["answered"]))]
-    if misses:
-        out += ["", f"## Hybrid failures ({len(misses)})", "", "| id | question | gold | answer | conf |",
-                "|---|---|---|---|---|"]
-        for r in misses[:200]:
-            gold = ", ".join(r["gold"]) or "(unanswerable)"
-            out.append(f"| {r['qid']} | {r['question']} | {gold} | {r['answer'] or '(refused)'} | "
-                       f"{r['confidence']:.3f} |")
+    first = names[0]
+    out += ["", f"## By question type ({first})", "", *type_table(result["modes"][first].get("by_type") or {},
+                                                                  markdown=True)]
+    out += ["", f"The worst misses, question by question: `{result.get('misses_file', 'the -misses.md file')}`."]
+    return "\n".join(out) + "\n"
+
+
+TYPE_ORDER = ("count", "money", "percent", "date", "duration", "person", "place", "org", "title", "list",
+              "description", "yesno", "entity", "other", "english", "junk")
+
+
+def type_table(by_type: dict[str, dict], *, markdown: bool) -> list[str]:
+    """Per question type: questions, shown answer holds the gold, EM, F1, short
+    answer shown, refusal errors."""
+    if not by_type:
+        return []
+    kinds = [k for k in TYPE_ORDER if k in by_type] + sorted(set(by_type) - set(TYPE_ORDER))
+    head = ["type", "questions", "contains", "EM", "F1", "short shown", "answerable refused", "unanswerable answered"]
+    rows = []
+    for k in kinds:
+        f = by_type[k]
+        rows.append([k, f"{f['questions']}", f"{f['contains_gold']:.3f}", f"{f['exact_match']:.3f}",
+                     f"{f['f1']:.3f}", f"{f['short_shown']:.3f}", f"{f['wrongly_refused']}",
+                     f"{f['missed_refusals']} of {f['unanswerable']}"])
+    if markdown:
+        return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(r) + " |" for r in rows]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) + 2 for i, h in enumerate(head)]
+    return ["".join(f"{h:>{w}}" for h, w in zip(head, widths))] + \
+        ["".join(f"{c:>{w}}" for c, w in zip(r, widths)) for r in rows]
+
+
+def render_misses(result: dict, mode: str = "hybrid", limit: int = 50) -> str:
+    """The worst misses of one mode: confident wrong answers (the right
+    paragraph cited, or not), answerable questions refused, and unanswerable
+    ones answered, each list most confident first."""
+    rows = [r for r in result["results"] if r["mode"] == mode]
+    wrong = sorted((r for r in rows if r["answerable"] and r["answered"] and not r["contains_gold"]),
+                   key=lambda r: -r["confidence"])
+    refused = sorted((r for r in rows if r["answerable"] and not r["answered"]), key=lambda r: -r["confidence"])
+    missed = sorted((r for r in rows if not r["answerable"] and r["answered"]), key=lambda r: -r["confidence"])
+    out = [f"# wenda eval: {result['dataset']}: the worst misses ({mode})", "",
+           f"- wrong answers shown: {len(wrong)}; answerable refused: {len(refused)}; "
+           f"unanswerable answered: {len(missed)} (at most {limit} of each below, most confident first)", ""]
+
+    def table(title: str, items: list[dict]) -> list[str]:
+        lines = ["", f"## {title}", "", "| id | type | question | gold | shown answer | cited | conf |",
+                 "|---|---|---|---|---|---|---|"]
+        for r in items[:limit]:
+            gold = " / ".join(r.get("gold_answers") or r["gold"]) or "(unanswerable)"
+            cited = r["cited"] or "-"
+            if r["citation_correct"] is not None:
+                cited += " ✓" if r["citation_correct"] else " ✗"
+            answer = (r["answer"] or "(refused)").replace("|", "\\|")
+            lines.append(f"| {r['qid']} | {r.get('qtype', '')} | {r['question'].replace('|', '/')} | "
+                         f"{gold.replace('|', '/')} | {answer} | {cited} | {r['confidence']:.3f} |")
+        return lines
+
+    out += table("Wrong answers shown", wrong)
+    out += table("Answerable, refused", refused)
+    out += table("Unanswerable, answered", missed)
     return "\n".join(out) + "\n"
 
 
@@ -110,7 +163,8 @@ def plot(result: dict, path: Path) -> None:
         ax2.plot(ts, [r["refusal_recall"] for r in sweep], label="refusal recall")
         n_ans = max(result["modes"]["hybrid"]["answerable"], 1)
         ax2.plot(ts, [r["wrongly_refused"] / n_ans for r in sweep], label="answerable refused (share)")
-        t = result["settings"]["min_confidence"]
+        st = result["settings"]
+        t = st.get("effective", st)["min_confidence"]
         ax2.axvline(t, color="grey", linestyle=":", label=f"setting {t:.3f}")
         ax2.set(xlabel="min_confidence", title="hybrid: abstention trade-off")
         ax2.grid(alpha=0.3)
@@ -123,9 +177,13 @@ def plot(result: dict, path: Path) -> None:
 def write_outputs(result: dict, out_dir: Path, stem: str) -> dict[str, Path]:
     """Write ``<stem>.json``, ``<stem>.md`` and ``<stem>.png``; returns the paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out_dir / f"{stem}.json", "markdown": out_dir / f"{stem}.md", "plot": out_dir / f"{stem}.png"}
+    paths = {"json": out_dir / f"{stem}.json", "markdown": out_dir / f"{stem}.md", "plot": out_dir / f"{stem}.png",
+             "misses": out_dir / f"{stem}-misses.md"}
+    result["misses_file"] = paths["misses"].name
     paths["json"].write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
     paths["markdown"].write_text(render_markdown(result), encoding="utf-8")
+    first = next(iter(result["modes"]))
+    paths["misses"].write_text(render_misses(result, first), encoding="utf-8")
     plot(result, paths["plot"])
     return paths
 

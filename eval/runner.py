@@ -18,7 +18,8 @@ from ingest.errors import BadQueryError
 from ingest.tokenize import TOKENIZER_ID
 from retriever.answer import Answer, AnswererSettings, ExtractiveAnswerer
 from retriever.index import IndexReader
-from retriever.search import HybridSettings, is_crosslingual
+from retriever.question import analyse, content_problem
+from retriever.search import HybridSettings
 
 from . import metrics
 from .datasets import EvalQuestion, EvalSet
@@ -27,6 +28,9 @@ KS = (1, 3, 5, 10)
 # "fused" is hybrid without the evidence rerank: the ablation that shows what
 # the rerank adds.
 EVAL_MODES = ("hybrid", "fused", "dense", "bm25")
+# Modes whose answers are scored: the one wenda answers with. The others are
+# compared on retrieval only (reading passages is the slow part of a question).
+ANSWER_MODES = ("hybrid",)
 
 
 @dataclass(frozen=True)
@@ -39,9 +43,12 @@ class QuestionResult:
     answerable: bool
     kind: str
     split: str
+    qtype: str
     gold: list[str]
+    gold_answers: list[str]
     ranked: list[str]
     answer: str
+    short_answer: str | None
     answered: bool
     confidence: float
     structural_refusal: bool
@@ -82,16 +89,35 @@ def build_eval_index(evalset: EvalSet, cache_root: Path, embedder: Embedder, *, 
     return index_dir
 
 
+def question_type(question: str) -> str:
+    """The row of the per-type table a question falls in: its answer kind
+    (retriever/question.py), "english" for a question without Chinese, or
+    "junk" for input wenda refuses before retrieval."""
+    if not question.strip() or content_problem(question):
+        return "junk"
+    q = analyse(question)
+    return "english" if q.crosslingual else q.kind
+
+
 def _one(answerer: ExtractiveAnswerer, reader: IndexReader, q: EvalQuestion, mode: str,
-         settings: AnswererSettings) -> QuestionResult:
+         thresholds: ExtractiveAnswerer, *, answer: bool = True) -> QuestionResult:
     t0 = time.perf_counter()
     try:
-        ans = answerer.ask(q.question, k=10)
+        if answer:
+            ans = answerer.ask(q.question, k=10)
+        else:
+            hits = answerer.retriever.search(q.question, 10)
+            ans = Answer(q.question, "", False, 0.0, [], hits)
     except BadQueryError:
         ans = Answer(q.question, "", False, 0.0, [], [])
     latency = (time.perf_counter() - t0) * 1000
     ranked = metrics.dedupe([_key(h.passage_id, q.gold) for h in ans.hits])
-    threshold = settings.min_confidence_crosslingual if is_crosslingual(q.question) else settings.min_confidence
+    # The answerer ran with thresholds at 0 (so the sweep sees every
+    # confidence); the production thresholds decide here.
+    try:
+        threshold = thresholds.threshold(analyse(q.question))
+    except BadQueryError:
+        threshold = 1.0
     structural = not ans.answerable
     answered = not structural and ans.confidence >= threshold
     text = ans.answer if answered else ""
@@ -103,8 +129,8 @@ def _one(answerer: ExtractiveAnswerer, reader: IndexReader, q: EvalQuestion, mod
         article = reader.store.article(c.article_id)
         quote_ok = article is not None and article.text[c.start:c.end] == c.quote
     return QuestionResult(
-        q.qid, mode, q.question, q.answerable, q.kind, q.split, list(q.gold), ranked[:10], text, answered,
-        ans.confidence, structural,
+        q.qid, mode, q.question, q.answerable, q.kind, q.split, question_type(q.question), list(q.gold),
+        list(q.answers), ranked[:10], text, ans.short_answer if answered else None, answered, ans.confidence, structural,
         metrics.exact_match(text, q.answers) if q.answerable else 0.0,
         metrics.char_f1(text, q.answers) if q.answerable else 0.0,
         metrics.contains_gold(text, q.answers) if q.answerable else 0.0,
@@ -112,8 +138,8 @@ def _one(answerer: ExtractiveAnswerer, reader: IndexReader, q: EvalQuestion, mod
     )
 
 
-def summarize(results: list[QuestionResult], settings: AnswererSettings) -> dict:
-    """Every figure for one mode."""
+def summarize(results: list[QuestionResult], settings: AnswererSettings, *, answers: bool = True) -> dict:
+    """Every figure for one mode (retrieval figures only when ``answers`` is false)."""
     ans = [r for r in results if r.answerable]
     n = max(len(ans), 1)
     gold = [set(r.gold) for r in ans]
@@ -122,9 +148,15 @@ def summarize(results: list[QuestionResult], settings: AnswererSettings) -> dict
         out[f"recall@{k}"] = sum(metrics.recall_at(r.ranked, g, k) for r, g in zip(ans, gold)) / n
     out["mrr@10"] = sum(metrics.mrr_at(r.ranked, g, 10) for r, g in zip(ans, gold)) / n
     out["ndcg@10"] = sum(metrics.ndcg_at(r.ranked, g, 10) for r, g in zip(ans, gold)) / n
+    lat = [r.latency_ms for r in results]
+    out["latency_p50_ms"] = metrics.percentile(lat, 50)
+    out["latency_p95_ms"] = metrics.percentile(lat, 95)
+    if not answers:
+        return out
     out["exact_match"] = sum(r.exact_match for r in ans) / n
     out["f1"] = sum(r.f1 for r in ans) / n
     out["contains_gold"] = sum(r.contains_gold for r in ans) / n
+    out["short_shown"] = sum(r.short_answer is not None for r in ans) / n
     answered_ans = [r for r in ans if r.answered]
     out["answered"] = sum(r.answered for r in results)
     out["citation_correct"] = (sum(bool(r.citation_correct) for r in answered_ans) / len(answered_ans)
@@ -132,11 +164,9 @@ def summarize(results: list[QuestionResult], settings: AnswererSettings) -> dict
     quoted = [r for r in results if r.quote_matches is not None]
     out["quote_matches"] = sum(bool(r.quote_matches) for r in quoted) / len(quoted) if quoted else 1.0
     out.update(metrics.abstention([not r.answered for r in results], [r.answerable for r in results]))
-    lat = [r.latency_ms for r in results]
-    out["latency_p50_ms"] = metrics.percentile(lat, 50)
-    out["latency_p95_ms"] = metrics.percentile(lat, 95)
+    out["by_type"] = by_type(results)
     if any(not r.answerable for r in results):
-        zh = [r for r in results if not is_crosslingual(r.question)]
+        zh = [r for r in results if r.qtype != "english"]
         t, fit = metrics.best_threshold([r.confidence for r in zh], [r.answerable for r in zh],
                                         [r.structural_refusal for r in zh])
         out["best_threshold"] = {"min_confidence": t, **fit}
@@ -144,9 +174,30 @@ def summarize(results: list[QuestionResult], settings: AnswererSettings) -> dict
     return out
 
 
+def by_type(results: list[QuestionResult]) -> dict[str, dict]:
+    """Per question type (count, money, ..., english): how many, the share whose
+    shown answer holds a gold answer, EM, F1 (over answerable questions, as the
+    totals) and the refusal errors (answerable refused, unanswerable answered)."""
+    out = {}
+    for qtype in sorted({r.qtype for r in results}):
+        rows = [r for r in results if r.qtype == qtype]
+        ans = [r for r in rows if r.answerable]
+        n = max(len(ans), 1)
+        out[qtype] = {
+            "questions": len(rows), "answerable": len(ans),
+            "contains_gold": sum(r.contains_gold for r in ans) / n,
+            "exact_match": sum(r.exact_match for r in ans) / n, "f1": sum(r.f1 for r in ans) / n,
+            "short_shown": sum(r.short_answer is not None for r in ans) / n,
+            "wrongly_refused": sum(1 for r in ans if not r.answered),
+            "missed_refusals": sum(1 for r in rows if not r.answerable and r.answered),
+            "unanswerable": len(rows) - len(ans),
+        }
+    return out
+
+
 def _sweep(results: list[QuestionResult]) -> list[dict]:
     rows = []
-    for i in range(60, 100):
+    for i in range(5, 100):
         t = i / 100
         refused = [r.structural_refusal or r.confidence < t for r in results]
         rows.append({"threshold": t, **metrics.abstention(refused, [r.answerable for r in results])})
@@ -176,6 +227,8 @@ def run_eval(evalset: EvalSet, index_dir: Path, embedder: Embedder, *, modes=EVA
     fused = dataclasses.replace(hybrid, rerank_weight=0.0)
     raw = dataclasses.replace(settings, min_confidence=0.0, min_confidence_crosslingual=0.0)
     cache = cache or EmbeddingCache(Path(index_dir) / layout.CACHE)
+    # The production thresholds (settings, or the model's own) decide what is answered.
+    thresholds = ExtractiveAnswerer(IndexReader(index_dir, CachedEmbedder(embedder, cache)), settings=settings)
     summary, results, load_seconds = {}, [], None
     for mode in modes:
         # A fresh reader per mode: no query vector is reused from another mode.
@@ -190,11 +243,16 @@ def run_eval(evalset: EvalSet, index_dir: Path, embedder: Embedder, *, modes=EVA
             answerer = ExtractiveAnswerer(reader, mode=mode, settings=raw, hybrid=hybrid)
         bar = tqdm(evalset.questions, desc=f"eval {evalset.name} [{mode}]", unit="q", file=sys.stderr,
                    disable=not progress, dynamic_ncols=True)
-        mode_results = [_one(answerer, reader, q, mode, settings) for q in bar]
-        summary[mode] = summarize(mode_results, settings)
+        answer = mode in ANSWER_MODES
+        mode_results = [_one(answerer, reader, q, mode, thresholds, answer=answer) for q in bar]
+        summary[mode] = summarize(mode_results, settings, answers=answer)
         results += mode_results
     return {"dataset": evalset.name, "notes": evalset.notes, "load_seconds": load_seconds,
             "hybrid": asdict(hybrid), "fused": asdict(fused),
             "index": {"passages": reader.passage_count, "articles": reader.article_count,
                       "faiss_index": reader.manifest["faiss_index"], "embed_model": reader.manifest["embed_model"]},
-            "settings": asdict(settings), "modes": summary, "results": [asdict(r) for r in results]}
+            "settings": {**{k: str(v) if isinstance(v, Path) else v for k, v in asdict(settings).items()},
+                         "effective": {"min_confidence": thresholds.threshold(analyse("问")),
+                                       "min_confidence_crosslingual": thresholds.threshold(analyse("what")),
+                                       "short_confidence": thresholds.short_threshold()}},
+            "modes": summary, "results": [asdict(r) for r in results]}

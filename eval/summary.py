@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from .langchain_baseline import MODES as BASELINES
+from .report import type_table
 from .runner import EVAL_MODES as MODES
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -22,6 +23,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 REPORT_SETS = ("seed", "cmrc2018-dev", "drcd-dev", "drcd-dev-t2s", "pool")
 TUNING_SETS = ("cmrc2018-trial-holdout0.2", "cmrc2018-trial-s2t", "cmrc2018-trial-split", "cmrc2018-trial-cross")
 ABSTENTION_SETS = ("seed", "cmrc2018-trial-holdout0.2", "cmrc2018-dev-holdout0.1")
+# Sets whose per-question-type table the README shows.
+TYPE_SETS = ("cmrc2018-dev", "drcd-dev", "seed")
 # Hybrid R@1 the eval issue asks for.
 TARGETS = {"cmrc2018-dev": 0.98, "pool": 0.98, "drcd-dev": 0.95}
 
@@ -56,9 +59,10 @@ def _hybrid_r1(fig: dict) -> str:
 def tables(results: dict[str, dict]) -> str:
     """The README's three tables as Markdown."""
     lines = ["| set (command) | questions | hybrid R@1 | fused (no rerank) R@1 | dense R@1 | BM25 R@1 | "
-             "LangChain ensemble R@1 | LangChain dense R@1 | LangChain BM25 R@1 | hybrid MRR@10 | EM | F1 | "
+             "LangChain ensemble R@1 | LangChain dense R@1 | LangChain BM25 R@1 | hybrid MRR@10 | "
+             "shown answer holds a gold answer | EM | F1 | short answer shown | "
              "cited paragraph correct | quote = source | p50 / p95 ms | run time |",
-             "|" + "---|" * 16]
+             "|" + "---|" * 18]
     for name in REPORT_SETS:
         d = results.get(name)
         if not d:
@@ -67,18 +71,20 @@ def tables(results: dict[str, dict]) -> str:
         lines.append(
             f"| {name} ({_cmd(d)}) | {h['questions']} | **{_hybrid_r1(h)}** | {_r1(m.get('fused'))} | "
             f"{_r1(m.get('dense'))} | {_r1(m.get('bm25'))} | " + " | ".join(_r1(b.get(k)) for k in BASELINES)
-            + f" | {h['mrr@10']:.3f} | {h['exact_match']:.3f} | {h['f1']:.3f} | {h['citation_correct']:.3f} | "
+            + f" | {h['mrr@10']:.3f} | {_opt(h, 'contains_gold')} | {h['exact_match']:.3f} | {h['f1']:.3f} | "
+            f"{_opt(h, 'short_shown')} | {h['citation_correct']:.3f} | "
             f"{h['quote_matches']:.3f} | {h['latency_p50_ms']:.0f} / {h['latency_p95_ms']:.0f} | "
             f"{d['seconds'] / 60:.0f} min |")
     lines += ["", "| tuning set (command) | answerable questions | hybrid R@1 | fused (no rerank) R@1 | dense R@1 "
-              "| BM25 R@1 | EM | F1 | answerable wrongly refused |", "|" + "---|" * 9]
+              "| BM25 R@1 | contains | EM | F1 | answerable wrongly refused |", "|" + "---|" * 10]
     for name in TUNING_SETS:
         d = results.get(name)
         if d:
             m, h = d["modes"], d["modes"]["hybrid"]
             lines.append(f"| {name} ({_cmd(d)}) | {h['answerable']} | **{_r1(h)}** | "
                          f"{_r1(m.get('fused'))} | {_r1(m.get('dense'))} | {_r1(m.get('bm25'))} | "
-                         f"{h['exact_match']:.3f} | {h['f1']:.3f} | {h['wrongly_refused']} |")
+                         f"{_opt(h, 'contains_gold')} | {h['exact_match']:.3f} | {h['f1']:.3f} | "
+                         f"{h['wrongly_refused']} |")
     lines += ["", "| abstention set (command) | questions (unanswerable) | refusal precision | refusal recall | "
               "answerable wrongly refused | best threshold on this set |", "|---|---|---|---|---|---|"]
     for name in ABSTENTION_SETS:
@@ -89,7 +95,17 @@ def tables(results: dict[str, dict]) -> str:
             lines.append(f"| {name} ({_cmd(d)}) | {h['questions']} ({h['unanswerable']}) | "
                          f"{h['refusal_precision']:.3f} | {h['refusal_recall']:.3f} | "
                          f"{h['wrongly_refused']} of {h['answerable']} | {best} |")
+    for name in TYPE_SETS:
+        d = results.get(name)
+        by_type = d and d["modes"]["hybrid"].get("by_type")
+        if by_type:
+            lines += ["", f"Per question type, {name} (hybrid; {_cmd(d)}):", "", *type_table(by_type, markdown=True)]
     return "\n".join(lines) + "\n"
+
+
+def _opt(fig: dict, key: str) -> str:
+    """A figure older result files may lack."""
+    return f"{fig[key]:.3f}" if key in fig else "-"
 
 
 def plot(results: dict[str, dict], path: Path) -> None:

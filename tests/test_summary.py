@@ -30,7 +30,9 @@ def test_summary_tables_and_plot_from_result_files(tmp_path):
     assert "| cmrc2018-trial-split (" in md and "| pool (" not in md
     split = json.loads((tmp_path / "cmrc2018-trial-split.json").read_text())["modes"]["hybrid"]
     row = next(line for line in md.splitlines() if line.startswith("| cmrc2018-trial-split ("))
-    assert row.endswith(f"| {split['exact_match']:.3f} | {split['f1']:.3f} | {split['wrongly_refused']} |")
+    contains = f"{split['contains_gold']:.3f}" if "contains_gold" in split else "-"
+    assert row.endswith(f"| {contains} | {split['exact_match']:.3f} | {split['f1']:.3f} | "
+                        f"{split['wrongly_refused']} |")
     assert (tmp_path / "summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
