@@ -260,6 +260,7 @@ def _measure_latency(inner, index_dir: str, questions: list[str], repeats: int, 
     from ingest.embedder import CachedEmbedder, EmbeddingCache
     from retriever.answer import ExtractiveAnswerer
     from retriever.index import IndexReader
+    from retriever.reader import SpanReader
     from retriever.search import make_retriever
 
     # query_lru=0: the LRU keeps nothing, so every search embeds its query.
@@ -267,7 +268,10 @@ def _measure_latency(inner, index_dir: str, questions: list[str], repeats: int, 
     sentence_cache = EmbeddingCache(Path(index_dir) / layout.CACHE)
     reader = IndexReader(index_dir, no_cache)
     retrievers = {m: make_retriever(reader, m) for m in MODES}
-    answerers = {m: ExtractiveAnswerer(reader, mode=m) for m in MODES}
+    # The span reader keeps no readings here, so every ask reads its passages
+    # (a running service reuses a reading when the same question comes again).
+    span_reader = SpanReader(cache_size=0)
+    answerers = {m: ExtractiveAnswerer(reader, mode=m, reader=span_reader) for m in MODES}
     ops: dict[str, Callable[[str], object]] = {"query_embed": lambda q: inner.embed_queries([q])}
     ops |= {f"search_{m}": (lambda q, r=r: r.search(q, K)) for m, r in retrievers.items()}
     ops |= {f"ask_{m}": (lambda q, a=a: a.ask(q, k=K)) for m, a in answerers.items()}

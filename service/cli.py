@@ -134,10 +134,28 @@ def search(ctx, question, k, mode, as_json):
         click.echo(f"   {p.text[:160]}{'…' if len(p.text) > 160 else ''}")
 
 
+def _marked_quote(c) -> str:
+    """The quote with the shown answer marked inside it: bold on a terminal,
+    【between brackets】 otherwise; unmarked when the answer is the whole quote."""
+    if c.answer_start is None or (c.answer_start, c.answer_end) == (c.start, c.end):
+        return c.quote
+    a, b = c.answer_start - c.start, c.answer_end - c.start
+    if a <= 0 and b >= len(c.quote.rstrip("。！？；.!?;")):
+        return c.quote
+    inner = c.quote[a:b]
+    mark = click.style(inner, bold=True, underline=True) if sys.stdout.isatty() else f"【{inner}】"
+    return c.quote[:a] + mark + c.quote[b:]
+
+
 def _render_answer(answer) -> None:
     click.echo(answer.answer)
     for c in answer.citations:
-        click.echo(f"[{c.title} · 第{c.paragraph}段] “{c.quote}”")
+        click.echo(f"[{c.title} · 第{c.paragraph}段] “{_marked_quote(c)}”")
+    if answer.related:
+        click.echo("Related passages (not an answer):")
+        for c in answer.related:
+            text = c.quote[:80] + ("…" if len(c.quote) > 80 else "")
+            click.echo(f"  [{c.title} · 第{c.paragraph}段] {text}")
 
 
 @_query_command
@@ -292,7 +310,7 @@ def eval_cmd(ctx, evalset, dataset, modes, limit, split, holdout, baseline, out_
     stem = result["dataset"] + (f"-limit{limit}" if limit else "")
     paths = write_outputs(result, Path(out_dir), stem)
     click.echo(render_table(result))
-    click.echo(f"wrote {paths['json']}, {paths['markdown']}, {paths['plot']}")
+    click.echo(f"wrote {paths['json']}, {paths['markdown']}, {paths['plot']}, {paths['misses']}")
     try:
         failures = check_fail_under(result, list(fail_under))
     except ValueError as exc:

@@ -73,8 +73,10 @@ class Wenda:
 
     def answerer_settings(self) -> AnswererSettings:
         s = self.settings
-        return AnswererSettings(passages=s.answer_passages, min_confidence=s.min_confidence,
-                                min_confidence_crosslingual=s.min_confidence_crosslingual)
+        return AnswererSettings(passages=s.answer_passages, read_passages=s.read_passages,
+                                min_confidence=s.min_confidence,
+                                min_confidence_crosslingual=s.min_confidence_crosslingual,
+                                short_confidence=s.short_confidence)
 
     # ---- snapshots --------------------------------------------------------------
     def has_index(self) -> bool:

@@ -70,10 +70,17 @@ class Settings(BaseSettings):
                                  description="Weight of the evidence rerank (question bigrams found in one window "
                                              "of the passage); 0 turns it off.")
     rerank_depth: int = Field(DEFAULT_RERANK_DEPTH, ge=1, le=1000, description="How many fused hits the evidence rerank reorders.")
-    answer_passages: int = Field(4, ge=1, le=20, description="Top passages the answerer reads.")
-    min_confidence: float = Field(0.868, ge=0, le=1, description="Refuse to answer below this similarity.")
-    min_confidence_crosslingual: float = Field(0.72, ge=0, le=1,
-                                               description="Refusal threshold for questions without Chinese.")
+    answer_passages: int = Field(4, ge=1, le=20, description="Top passages the answerer looks at (listed as "
+                                 "related on a refusal; their retrieval scores inform the answerability model).")
+    read_passages: int = Field(2, ge=1, le=10, description="Of those, how many the span reader reads (about "
+                               "0.1-0.2 s each on 2 cores).")
+    min_confidence: float | None = Field(None, ge=0, le=1, description="Refuse when the answerability model's "
+                                         "probability is under this; unset: the threshold tuned with the model.")
+    min_confidence_crosslingual: float | None = Field(None, ge=0, le=1, description="The same for questions "
+                                                      "without Chinese; unset: the tuned one.")
+    short_confidence: float | None = Field(None, ge=0, le=1, description="Show the short answer when the "
+                                           "candidate model's probability that it is right reaches this, else the "
+                                           "supporting sentence; unset: the tuned value.")
     max_question_chars: int = Field(1000, ge=1, le=2000, description="Longest question accepted.")
     data_dir: Path = Field(CHECKOUT.parent / "shared" / "data",
                            description="Public QA sets (CMRC 2018, DRCD) for 'wenda eval --dataset'.")

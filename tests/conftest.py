@@ -93,3 +93,11 @@ def _isolate(tmp_path, monkeypatch):
     monkeypatch.setenv("WENDA_INDEX_DIR", str(tmp_path / "wenda-index"))
     monkeypatch.setenv("WENDA_CORPUS_DIR", str(MINI))
     monkeypatch.chdir(tmp_path)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say loudly when the web page's browser tests did not run."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if "test_web.py" in str(r.nodeid)]
+    if skipped:
+        terminalreporter.write_sep("!", f"{len(skipped)} web page tests SKIPPED: no Chromium at /usr/bin/chromium; "
+                                   "the page was not tested (bash .ci/run installs it)", red=True, bold=True)

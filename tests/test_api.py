@@ -172,6 +172,19 @@ LONG = "问" * 1001
     ("/v1/ask", {"qusetion": FUJIAN},
      "body.question: Field required; body.qusetion: Extra inputs are not permitted"),
     ("/v1/ask", [FUJIAN], "body: The body must be a JSON object."),
+    # Content-free or code-like input is refused before retrieval (retriever/question.py).
+    ("/v1/ask", {"question": "😀🎉🤔"}, "body.question: The question has no words to search for (only emoji or "
+                                       "symbols); type a question in words, e.g. 福建12345热线的群众满意率是多少？"),
+    ("/v1/ask", {"question": "\u200b\u200b"}, "body.question: The question has no words to search for (only "
+     "invisible characters); type a question in words, e.g. 福建12345热线的群众满意率是多少？"),
+    ("/v1/ask", {"question": "'; DROP TABLE articles;--"}, "body.question: The question looks like an SQL "
+     "statement, not a question; type a question in words, e.g. 福建12345热线的群众满意率是多少？"),
+    ("/v1/ask", {"question": "{{7*7}}"}, "body.question: The question looks like template syntax, not a question; "
+     "type a question in words, e.g. 福建12345热线的群众满意率是多少？"),
+    ("/v1/ask", {"question": "？"}, "body.question: The question has no words to search for (only punctuation); "
+     "type a question in words, e.g. 福建12345热线的群众满意率是多少？"),
+    ("/v1/search", {"query": "<script>alert(1)</script>"}, "body.query: The question looks like HTML or script "
+     "markup, not a question; type a question in words, e.g. 福建12345热线的群众满意率是多少？"),
     ("/v1/search", {"query": "  "}, "body.query: The query is empty; type what to search for."),
     ("/v1/search", {"query": "大桥", "k": -1}, "body.k: Input should be greater than or equal to 1"),
     ("/v1/chat/completions", {"messages": []}, "body.messages: List should have at least 1 item after "

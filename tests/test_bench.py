@@ -82,6 +82,7 @@ def test_bad_arguments_are_refused(tmp_path):
         run_bench(corpus_paths=[], out_path=str(tmp_path / "b.json"), work_dir=str(tmp_path), repeats=0)
 
 
+@pytest.mark.slow  # one real bench run: fresh processes per thread count and wait policy
 def test_run_writes_the_result_as_json(run):
     result, out = run
     assert json.loads(out.read_text(encoding="utf-8")) == result
@@ -93,6 +94,7 @@ def test_run_writes_the_result_as_json(run):
     assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow  # one real bench run: fresh processes per thread count and wait policy
 def test_throughput_figures(run):
     result, _ = run
     [raw] = result["raw_embed"]
@@ -107,6 +109,7 @@ def test_throughput_figures(run):
     assert ing["reingest_unchanged"]["articles_unchanged"] == 1
 
 
+@pytest.mark.slow  # one real bench run: fresh processes per thread count and wait policy
 def test_latency_figures(run):
     result, _ = run
     lat = result["latency"]
@@ -125,6 +128,7 @@ def test_latency_figures(run):
     assert list(lat["ask_cold"]) == ["hybrid"] and lat["ask_cold"]["hybrid"]["n"] == len(bench.QUESTIONS)
 
 
+@pytest.mark.slow  # one real bench run: fresh processes per thread count and wait policy
 def test_omp_comparison_and_table(run):
     result, _ = run
     omp = result["omp_wait_policy"]

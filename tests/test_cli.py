@@ -93,6 +93,10 @@ def test_bad_files_are_reported_and_the_rest_ingested(run, tmp_path):
 
 @pytest.mark.parametrize(("args", "message"), [
     (["ask", "   "], "Error: The question is empty; type a question."),
+    (["ask", "😀🎉🤔"], "Error: The question has no words to search for (only emoji or symbols); type a question in "
+                      "words, e.g. 福建12345热线的群众满意率是多少？"),
+    (["ask", "'; DROP TABLE articles;--"], "Error: The question looks like an SQL statement, not a question; type a "
+                                          "question in words, e.g. 福建12345热线的群众满意率是多少？"),
     (["ingest", "/no/such/dir"], "Error: No such file or directory: /no/such/dir"),
     (["delete", "nope"], "Error: No article 'nope' in the index; 'wenda info' lists the articles."),
 ])

@@ -13,7 +13,8 @@ from ingest.build import update_index
 from ingest.readers import iter_articles
 from ingest.script import fold_script, fold_table
 from ingest.tokenize import tokenize
-from retriever.answer import ExtractiveAnswerer, answer_type, read_question
+from retriever.answer import ExtractiveAnswerer
+from retriever.question import analyse, read_question
 from retriever.index import IndexReader
 from retriever.search import make_retriever
 
@@ -79,8 +80,8 @@ def test_simplified_question_is_answered_from_traditional_text_with_exact_offset
 
 
 def test_traditional_question_words_are_read():
-    # 幾/誰/甚麼 fold into the forms the answer types are written in.
-    assert answer_type(read_question("他是甚麼時候出生的？")) == "date"
-    assert answer_type(read_question("這座橋有幾公里長？")) == "number"
-    assert answer_type(read_question("誰設計了這座教堂？")) == "who"
+    # 幾/誰/甚麼 fold into the forms the answer kinds are written in.
+    assert analyse("他是甚麼時候出生的？").kind == "date"
+    assert analyse("這座橋有幾公里長？").kind == "count"
+    assert analyse("誰設計了這座教堂？").kind == "person"
     assert len(read_question("他是甚麼時候出生的？")) == len("他是甚麼時候出生的？")

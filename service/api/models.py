@@ -15,6 +15,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic_core import PydanticCustomError
 
 from ingest.readers import ID_PATTERN, ID_RULE, MAX_ID_CHARS
+from retriever.question import content_problem
 
 
 def _whole_number(value: object) -> object:
@@ -32,7 +33,7 @@ MAX_META_CHARS = 2000
 
 # ---- text checks ------------------------------------------------------------------
 def text_rule(what: str, *, max_chars: int | None = None, setting: str | None = None,
-              empty: str | None = None) -> AfterValidator:
+              empty: str | None = None, content: bool = False) -> AfterValidator:
     """A validator for a required text field: not blank, valid Unicode, at most
     ``max_chars`` characters, with messages that say what to fix.
 
@@ -41,6 +42,8 @@ def text_rule(what: str, *, max_chars: int | None = None, setting: str | None = 
         max_chars: the length limit (None: no limit).
         setting: the setting that holds the limit, named in the message.
         empty: the message for an empty or blank value.
+        content: refuse content-free or code-like text (only emoji, punctuation,
+            invisible characters; SQL, templates, markup), as questions are.
     """
 
     def check(value: str) -> str:
@@ -56,6 +59,9 @@ def text_rule(what: str, *, max_chars: int | None = None, setting: str | None = 
             raise PydanticCustomError(
                 "too_long", "{what} is {n} characters; the limit is {limit}{where}.",
                 {"what": what, "n": len(value), "limit": max_chars, "where": where})
+        problem = content_problem(value) if content else None
+        if problem:
+            raise PydanticCustomError("no_content", problem)
         return value
 
     return AfterValidator(check)
@@ -102,14 +108,14 @@ def query_models(max_question_chars: int) -> QueryModels:
         Field(description=f"The question, Chinese or English (at most {max_question_chars} characters).",
               json_schema_extra=text_schema(max_question_chars)),
         text_rule("The question", max_chars=max_question_chars, setting="WENDA_MAX_QUESTION_CHARS",
-                  empty="The question is empty; type a question."),
+                  empty="The question is empty; type a question.", content=True),
     ]
     query = Annotated[
         str,
         Field(description=f"The search query (at most {max_question_chars} characters).",
               json_schema_extra=text_schema(max_question_chars)),
         text_rule("The query", max_chars=max_question_chars, setting="WENDA_MAX_QUESTION_CHARS",
-                  empty="The query is empty; type what to search for."),
+                  empty="The query is empty; type what to search for.", content=True),
     ]
 
     class AskRequest(BaseModel):
@@ -136,8 +142,9 @@ def query_models(max_question_chars: int) -> QueryModels:
 
 
 class CitationOut(BaseModel):
-    """Where an answer comes from: ``quote == article.text[start:end]``; the short
-    answer is ``article.text[answer_start:answer_end]`` (offsets in characters)."""
+    """Where an answer comes from: ``quote == article.text[start:end]`` (the
+    supporting sentence); the answer shown is ``article.text[answer_start:answer_end]``
+    (offsets in characters)."""
 
     passage_id: str
     article_id: str
@@ -156,10 +163,18 @@ class AskResponse(BaseModel):
     """The same object as ``wenda ask --json``, plus ``took_ms``."""
 
     question: str
-    answer: str
+    answer: str = Field(description="What to show: the short answer when wenda is confident of it, "
+                                    "else the sentence that holds the answer; a notice when it refuses.")
+    short_answer: str | None = Field(description="The short answer (a figure, a name, a date...), or null "
+                                                  "when wenda is not confident of one and shows the sentence.")
     answerable: bool = Field(description="False when the articles do not answer the question.")
-    confidence: float
+    confidence: float = Field(description="Probability that the articles answer the question "
+                                          "(the answerability model); under the threshold wenda refuses.")
+    kind: str = Field(description="What the question asks for: count, money, percent, duration, date, person, "
+                                  "place, org, title, list, yesno, description, entity or other.")
     citations: list[CitationOut]
+    related: list[CitationOut] = Field(default_factory=list, description="On a refusal, the closest passages: "
+                                       "related to the question, but not an answer.")
     took_ms: float
 
 

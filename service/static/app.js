@@ -160,17 +160,26 @@ function renderAnswer(result) {
   const answer = $("answer");
   const list = $("citations");
   list.replaceChildren();
+  const heading = $("sources-heading");
   if (!result.answerable) {
     answer.className = "answer none";
-    answer.textContent = "没有找到答案：资料中没有回答这个问题的内容。No answer: the articles do not answer this question.";
+    answer.replaceChildren(el("strong", { text: "没有找到答案：资料中没有回答这个问题的内容。" }),
+      el("strong", { class: "en", text: " No answer: the articles do not answer this question." }));
     $("answer-meta").textContent = `用时 ${Math.round(result.took_ms)} ms`;
-    $("sources-heading").hidden = true;
+    const related = result.related || [];
+    heading.hidden = related.length === 0;
+    heading.replaceChildren("相关段落（不是答案） ", el("span", { class: "en", text: "Related passages, not an answer" }));
+    related.forEach((c, i) => list.append(citationCard(c, i)));
     return;
   }
-  answer.className = "answer";
+  // The short answer when wenda is sure of it; else the sentence that holds it.
+  answer.className = result.short_answer === null ? "answer sentence" : "answer";
   answer.textContent = result.answer;
-  $("answer-meta").textContent = `可信度 confidence ${result.confidence.toFixed(2)} · 用时 ${Math.round(result.took_ms)} ms`;
-  $("sources-heading").hidden = result.citations.length === 0;
+  const shown = result.short_answer === null ? "原句 the supporting sentence · " : "";
+  $("answer-meta").textContent =
+    `${shown}可信度 confidence ${result.confidence.toFixed(2)} · 用时 ${Math.round(result.took_ms)} ms`;
+  heading.hidden = result.citations.length === 0;
+  heading.replaceChildren("出处 ", el("span", { class: "en", text: "Sources" }));
   result.citations.forEach((c, i) => list.append(citationCard(c, i)));
 }
 
