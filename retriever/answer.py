@@ -271,14 +271,7 @@ class ExtractiveAnswerer:
         if value is not None:
             return value
         n = max(self.index.passage_count, 1)
-        df = 0
-        loaded = self.index.bm25
-        if loaded is not None:
-            model, _ = loaded
-            tid = model.vocab_dict.get(term)
-            if tid is not None:
-                indptr = model.scores["indptr"]
-                df = int(indptr[tid + 1] - indptr[tid])
+        df = self.index.doc_freq(term)
         value = math.log(1 + (n - df + 0.5) / (df + 0.5))
         self._idf_cache[term] = value
         return value

@@ -32,7 +32,7 @@ def _engine(ctx: click.Context, **overrides):
     from .engine import Wenda
     from .settings import load_settings
 
-    return Wenda(load_settings(index_dir=ctx.obj.get("index_dir"), **overrides))
+    return Wenda(load_settings(index_dir=ctx.obj.get("index_dir"), store=ctx.obj.get("store"), **overrides))
 
 
 def _require_matplotlib(command: str) -> None:
@@ -55,9 +55,12 @@ def _ensure_index(engine) -> None:
 @click.group(cls=_Group)
 @click.option("--index-dir", type=click.Path(file_okay=False), default=None,
               help="Index directory (default: WENDA_INDEX_DIR or .wenda/index).")
+@click.option("--store", default=None, metavar="URL|DIR",
+              help="Where the index lives: a postgresql:// URL or an index directory (default: WENDA_STORE, "
+                   "else the index directory).")
 @click.version_option(package_name="wenda")
 @click.pass_context
-def cli(ctx: click.Context, index_dir: str | None) -> None:
+def cli(ctx: click.Context, index_dir: str | None, store: str | None) -> None:
     """wenda (问答): ask questions about Chinese news articles and get answers
     that cite the exact source paragraph.
 
@@ -66,6 +69,7 @@ def cli(ctx: click.Context, index_dir: str | None) -> None:
     set_openmp_defaults()  # before any command loads faiss or the embedding engine
     ctx.ensure_object(dict)
     ctx.obj["index_dir"] = index_dir
+    ctx.obj["store"] = store
 
 
 @cli.command()
@@ -74,8 +78,10 @@ def cli(ctx: click.Context, index_dir: str | None) -> None:
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar (default: a bar on a terminal; to a file or pipe, a line every few seconds).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--wait", type=click.FloatRange(0, 3600), default=None,
+              help="Seconds to wait while another process writes (default WENDA_WRITE_LOCK_TIMEOUT, 60).")
 @click.pass_context
-def ingest(ctx, paths, rebuild, progress, as_json):
+def ingest(ctx, paths, rebuild, progress, as_json, wait):
     """Add or update articles from files and folders (.txt, .md, .jsonl).
 
     Unchanged articles are skipped; files that cannot be read are reported.
@@ -88,12 +94,14 @@ def ingest(ctx, paths, rebuild, progress, as_json):
     terminal = sys.stderr.isatty()
     lines = ProgressLines(sys.stderr) if progress is None and not terminal else None
     report = engine.ingest(paths or None, rebuild=rebuild, progress=terminal if progress is None else progress,
-                           on_progress=lines)
+                           on_progress=lines, wait=wait)
     if as_json:
         from dataclasses import asdict
 
         _dump(asdict(report))
         return
+    for note in report.notes:
+        click.echo(note, err=True)
     for s in report.skipped:
         click.echo(f"skipped {s.path}: {s.reason}", err=True)
     if report.passages_recut:
@@ -101,7 +109,7 @@ def ingest(ctx, paths, rebuild, progress, as_json):
     click.echo(
         f"added {len(report.added)}, updated {len(report.updated)}, unchanged {len(report.unchanged)}, "
         f"skipped {len(report.skipped)}; embedded {report.passages_embedded} passages in {report.seconds:.1f}s. "
-        f"Index: {report.articles_total} articles, {report.passages_total} passages at {engine.index_dir}"
+        f"Index: {report.articles_total} articles, {report.passages_total} passages at {engine.backend().location}"
     )
 
 
@@ -157,14 +165,16 @@ def ask(ctx, question, k, mode, as_json):
 
 @cli.command()
 @click.argument("article_id")
+@click.option("--wait", type=click.FloatRange(0, 3600), default=None,
+              help="Seconds to wait while another process writes (default WENDA_WRITE_LOCK_TIMEOUT, 60).")
 @click.pass_context
-def delete(ctx, article_id):
+def delete(ctx, article_id, wait):
     """Remove one article from the index.
 
     Example: wenda delete 000_0ff65538257d4705
     """
     engine = _engine(ctx)
-    report = engine.delete(article_id)
+    report = engine.delete(article_id, wait=wait)
     click.echo(f"deleted {article_id}; index: {report.articles_total} articles, {report.passages_total} passages")
 
 
@@ -207,6 +217,23 @@ def info(ctx, as_json):
                 "articles", "passages"):
         click.echo(f"{key:12} {data[key]}")
     click.echo(f"{'article ids':12} {', '.join(data['article_ids'])}")
+
+
+@cli.command()
+@click.option("--force", is_flag=True, help="Rebuild the dense base and the keyword index even if not due.")
+@click.pass_context
+def maintain(ctx, force):
+    """Compact the index: fold new vectors into the FAISS base (flat or IVF by
+    size), rebuild the keyword index after many deletes, purge deleted rows.
+    Writes run it by themselves when a threshold is crossed (WENDA_MAINTAIN).
+
+    Example: wenda maintain --force
+    """
+    engine = _engine(ctx)
+    report = engine.maintain(force=force)
+    for line in report.done or ("nothing to do",):
+        click.echo(line)
+    click.echo(f"generation {report.generation}")
 
 
 @cli.command()
@@ -318,7 +345,7 @@ def serve(ctx, host, port, insecure_no_auth):
     from .app import create_app
     from .settings import check_can_serve, load_settings
 
-    settings = load_settings(index_dir=ctx.obj.get("index_dir"), host=host, port=port)
+    settings = load_settings(index_dir=ctx.obj.get("index_dir"), store=ctx.obj.get("store"), host=host, port=port)
     check_can_serve(settings, insecure_no_auth=insecure_no_auth)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
 
@@ -328,12 +355,20 @@ def _index_dir_after_the_command(ctx: click.Context, param: click.Parameter, val
         ctx.ensure_object(dict)["index_dir"] = value
 
 
+def _store_after_the_command(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.ensure_object(dict)["store"] = value
+
+
 # Users type the option after the command too ('wenda ingest corpus/ --index-dir X');
 # there it wins over one given before the command.
 for _command in cli.commands.values():
     _command.params.append(click.Option(["--index-dir"], type=click.Path(file_okay=False), default=None,
                                         expose_value=False, callback=_index_dir_after_the_command,
                                         help="Index directory (default: WENDA_INDEX_DIR or .wenda/index)."))
+    _command.params.append(click.Option(["--store"], default=None, metavar="URL|DIR", expose_value=False,
+                                        callback=_store_after_the_command,
+                                        help="A postgresql:// URL or an index directory (default: WENDA_STORE)."))
 
 
 def main() -> None:

@@ -31,17 +31,15 @@ def e5(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def warm_cache(tmp_path_factory, e5) -> Path:
-    """An embedding cache holding every mini and seed passage, so tests that
-    build their own index never embed the same text twice."""
+    """An embedding cache file holding every mini and seed passage, so tests
+    that build their own index (through the CLI or the app, which read a
+    cache file beside the index) never embed the same text twice."""
     root = tmp_path_factory.mktemp("warm")
-    update_index(root / "mini", e5, upserts=list(iter_articles([MINI])))
-    _checkpoint(root / "mini" / layout.CACHE)
-    (root / "seeds").mkdir()
-    shutil.copy(root / "mini" / layout.CACHE, root / "seeds" / layout.CACHE)
-    update_index(root / "seeds", e5, upserts=list(iter_articles([SEEDS])))
-    _checkpoint(root / "seeds" / layout.CACHE)
-    shutil.copy(root / "seeds" / layout.CACHE, root / "both.sqlite")
-    return root / "both.sqlite"
+    cache = root / "both.sqlite"
+    update_index(root / "mini", e5, upserts=list(iter_articles([MINI])), cache_path=cache)
+    update_index(root / "seeds", e5, upserts=list(iter_articles([SEEDS])), cache_path=cache)
+    _checkpoint(cache)
+    return cache
 
 
 def _checkpoint(db: Path) -> None:
@@ -82,6 +80,34 @@ def seed_index(tmp_path_factory, warm_cache, e5) -> Path:
 @pytest.fixture(scope="session")
 def mini_questions() -> list[dict]:
     return [json.loads(line) for line in (DATA / "mini_questions.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+# ---- backends: one contract suite over each (tests/test_backend_contract.py) --------------------
+BACKENDS = ["dir"]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend_kind(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def backend_factory(backend_kind, tmp_path):
+    """Makes empty backends of the kind under test; ``reopen=b`` opens ``b``'s
+    index afresh (another process would see the same)."""
+    from ingest.dirstore.backend import DirBackend
+
+    made = []
+
+    def make(reopen=None):
+        if backend_kind == "dir":
+            backend = DirBackend(reopen.path if reopen is not None else tmp_path / f"idx{len(made)}")
+        made.append(backend)
+        return backend
+
+    yield make
+    for backend in made:
+        backend.close()
 
 
 @pytest.fixture(autouse=True)

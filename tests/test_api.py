@@ -537,7 +537,7 @@ def _raise_busy(seed_index, tmp_path):
     idx = copy_index(seed_index, tmp_path / "busy")
     with _another_writer(idx):
         r = TestClient(create_app(settings_for(idx, write_lock_timeout=0.2))).delete(f"/v1/articles/{FUJIAN_ARTICLE}")
-    return r, f"Another wenda process is writing to {idx}; try again when it finishes."
+    return r, f"Another wenda process is writing to {idx}; try again in 5 s."
 
 
 def _raise_no_index(seed_index, tmp_path):
@@ -600,7 +600,7 @@ def test_each_error_reaches_http_through_a_real_route(seed_dir, tmp_path, error)
     r, detail = raise_it(seed_dir, tmp_path)
     assert (r.status_code, r.json()) == (status, {"detail": detail})
     # A busy index is worth retrying soon; nothing else says so.
-    assert r.headers.get("retry-after") == ("1" if error is core_errors.IndexBusyError else None)
+    assert r.headers.get("retry-after") == ("5" if error is core_errors.IndexBusyError else None)
 
 
 # ---- OpenAI-compatible chat -------------------------------------------------------------------
