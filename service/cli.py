@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 
 import click
 
@@ -299,16 +300,34 @@ def pg_dev_stop(data_dir):
 @click.option("--repeats", type=click.IntRange(1, 1000), default=30, show_default=True,
               help="Timed runs per question.")
 @click.option("--threads", default="1,2", show_default=True, help="Engine thread counts to compare.")
+@click.option("--scale", "scale", default=None, metavar="SIZES",
+              help="Instead: each backend at these sizes in passages, e.g. 10k,100k,1m (writes "
+                   "eval/results/bench-scale.json and .png unless --out is given).")
+@click.option("--backend", "backends", default="dir", show_default=True,
+              help="With --scale: the backends to measure (dir, pg).")
+@click.option("--pg", "pg_url", default=None, metavar="URL",
+              help="With --scale: a PostgreSQL server to create its databases on (default: one started here).")
+@click.option("--queries", type=click.IntRange(1, 10_000), default=200, show_default=True,
+              help="With --scale: real questions timed per size.")
+@click.option("--dataset", "scale_dataset", default="cmrc2018-trial", show_default=True,
+              help="With --scale: the public set whose passages and questions the corpus is made from.")
+@click.option("--writes", type=click.IntRange(1, 1000), default=20, show_default=True,
+              help="With --scale: add-one and delete-one writes timed per size.")
 @click.pass_context
-def bench(ctx, out_path, repeats, threads):
+def bench(ctx, out_path, repeats, threads, scale, backends, pg_url, queries, scale_dataset, writes):
     """Measure ingest throughput against the raw embedder, and search/ask
-    latency per mode against bare query embedding, on the default corpus.
+    latency per mode against bare query embedding, on the default corpus;
+    or, with --scale, each backend at growing sizes.
 
     Example: wenda bench --repeats 10
     """
     import tempfile
 
     _require_matplotlib("bench")
+    if scale:
+        _bench_scale(ctx, scale, backends, pg_url, queries, scale_dataset,
+                     None if out_path == "eval/results/bench.json" else out_path, writes)
+        return
     from .bench import render_table, run_bench
     from .settings import load_settings
 
@@ -323,6 +342,40 @@ def bench(ctx, out_path, repeats, threads):
                            progress=sys.stderr.isatty())
     click.echo(render_table(result))
     click.echo(f"wrote {out_path}")
+
+
+def _bench_scale(ctx, scale, backends, pg_url, queries, dataset, out_path, writes) -> None:
+    import json as _json
+    import tempfile
+    from pathlib import Path
+
+    from .bench_scale import load_base, parse_sizes, plot, render_table, run_scale
+
+    try:
+        sizes = parse_sizes(scale)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--scale") from None
+    kinds = [b.strip() for b in backends.split(",") if b.strip()]
+    for kind in kinds:
+        if kind not in ("dir", "pg"):
+            raise click.BadParameter(f"unknown backend {kind!r}; choose from dir, pg", param_hint="--backend")
+    engine = _engine(ctx)
+    s = engine.settings
+    out = Path(out_path or "eval/results/bench-scale.json")
+    t0 = time.perf_counter()
+    base = load_base(dataset, s.data_dir, engine.ingest_embedder().inner, s.eval_cache_dir / "embeddings.sqlite",
+                     queries=queries)
+    with tempfile.TemporaryDirectory(prefix="wenda-scale-") as work:
+        result = run_scale(sizes=sizes, backends=kinds, base=base, model_id=engine.ingest_embedder().model_id,
+                           pg_url=pg_url, work_dir=Path(work), progress=lambda line: click.echo(line, err=True),
+                           writes=writes)
+    result["command"] = "wenda bench --scale " + " ".join(sys.argv[3:]) if len(sys.argv) > 3 else scale
+    result["seconds"] = round(time.perf_counter() - t0, 1)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(_json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
+    plot(result, out.with_suffix(".png"))
+    click.echo(render_table(result))
+    click.echo(f"wrote {out}, {out.with_suffix('.png')}")
 
 
 @cli.command("eval")

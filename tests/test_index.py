@@ -250,7 +250,7 @@ def test_a_writer_killed_at_each_step_leaves_the_old_or_the_new_state(tmp_path, 
     assert ("new1:1" in bm25, "later:1" in bm25) == (published, False)
     conn = st.connect(idx / layout.STORE)
     applied = int(st.get_meta(conn, "keyword_deletes_applied"))
-    assert applied == after.generation and st.get_meta(conn, "keyword_writing") is None
+    assert applied == after.generation
 
 
 def test_index_built_with_another_model_is_refused(index_dir, e5):

@@ -178,9 +178,7 @@ class DirBackend:
             return
         with contextlib.suppress(OSError):
             layout.write_atomic(self.path / layout.MANIFEST, json.dumps(
-                {**json.loads(commit.manifest), "generation": commit.gen,
-                 "counts": {"articles": commit.articles, "passages": commit.passages}},
-                ensure_ascii=False, indent=2).encode())
+                json.loads(commit.manifest), ensure_ascii=False, indent=2).encode())
 
     def exists(self) -> bool:
         return layout.format_of(self.path) is not None
@@ -296,8 +294,11 @@ class DirBackend:
             plock.release()
 
     def _write_writer_info(self) -> None:
+        # Advisory (it only words a busy message): replaced atomically, never fsynced.
         with contextlib.suppress(OSError):
-            layout.write_atomic(self.path / layout.WRITER, json.dumps(self._writer_info).encode())
+            tmp = self.path / f".{layout.WRITER}.tmp-{os.getpid()}"
+            tmp.write_text(json.dumps(self._writer_info), encoding="utf-8")
+            os.replace(tmp, self.path / layout.WRITER)
 
     def tell_progress(self, done: int) -> None:
         """Record how far the lock holder is (at most once a second), for busy messages."""
@@ -402,24 +403,18 @@ def recover(backend: DirBackend, conn: sqlite3.Connection) -> None:
     | after COMMIT, before the tantivy deletes | removed rows still in tantivy      | delete them again (idempotent) |
     """
     c = st.latest_commit(conn)
-    writing = st.get_meta(conn, "keyword_writing")
     if c is None:
-        # A first write that died left at most an unnamed keyword folder: GC removes it.
-        conn.execute("DELETE FROM meta WHERE key = 'keyword_writing'")
-        return
-    if writing:
-        gen = int(writing)
-        if gen > c.gen:
-            index = kw.open_index(backend.path / c.keyword_dir)
-            w = kw.KeywordWriter(index)
-            w.delete_gen(gen)
-            w.commit()
-        conn.execute("DELETE FROM meta WHERE key = 'keyword_writing'")
+        return  # a first write that died left at most an unnamed keyword folder: GC removes it
+    index = kw.open_index(backend.path / c.keyword_dir)
+    index.reload()
+    if kw.has_gen(index.searcher(), c.gen + 1):  # a write died after its tantivy commit (its gen is G+1)
+        w = kw.KeywordWriter(index)
+        w.delete_gen(c.gen + 1)
+        w.commit()
     applied = int(st.get_meta(conn, "keyword_deletes_applied", "0"))
     if applied < c.gen:
         rows = st.rows_deleted_between(conn, applied, c.gen)
         if rows:
-            index = kw.open_index(backend.path / c.keyword_dir)
             w = kw.KeywordWriter(index)
             w.delete_rows(rows)
             w.commit()
@@ -443,9 +438,6 @@ class DirWriteSession:
         self.new_keyword_dir = prev is None or rebuild or self.recut
         self.keyword_dir = (f"{layout.KEYWORD_PREFIX}{self.gen:06d}-{uuid.uuid4().hex[:6]}" if self.new_keyword_dir
                             else prev.keyword_dir)
-        # Recorded before any tantivy add, durably: recovery then knows which
-        # generation's documents to remove if this write dies before publishing.
-        st.set_meta(conn, "keyword_writing", self.gen)
         self.keyword_index = kw.open_index(backend.path / self.keyword_dir, create=self.new_keyword_dir)
         self._kw_writer: kw.KeywordWriter | None = None
         conn.execute("BEGIN IMMEDIATE")
@@ -553,7 +545,6 @@ class DirWriteSession:
             articles=counts.articles, passages=counts.passages,
             manifest=self.manifest.to_json() if (fresh_dense or self.recut) else prev.manifest)
         st.insert_commit(conn, commit)
-        conn.execute("DELETE FROM meta WHERE key = 'keyword_writing'")
         if self.new_keyword_dir:
             st.set_meta(conn, "keyword_deletes_applied", gen)
             st.set_meta(conn, "keyword_deleted", 0)
@@ -570,7 +561,8 @@ class DirWriteSession:
             w.delete_rows(self.removed_rows)
             w.commit()
         st.set_meta(conn, "keyword_deletes_applied", gen)
-        self.backend.write_manifest_copy(commit)
+        if prev is None or commit.manifest != prev.manifest:
+            self.backend.write_manifest_copy(commit)
         self.receipt = WriteReceipt(generation=gen, added=tuple(self.added), replaced=tuple(self.replaced),
                                     deleted=tuple(self.deleted), passages_added=self.added_rows,
                                     passages_removed=len(self.removed_rows), counts=counts)
@@ -582,8 +574,6 @@ class DirWriteSession:
         if self._kw_writer is not None:
             self._kw_writer.rollback()
             self._kw_writer = None
-        with contextlib.suppress(sqlite3.Error):
-            self.conn.execute("DELETE FROM meta WHERE key = 'keyword_writing'")
         if self.new_keyword_dir:
             shutil.rmtree(self.backend.path / self.keyword_dir, ignore_errors=True)
 

@@ -116,5 +116,11 @@ def search(searcher, terms: Sequence[str], k: int) -> list[tuple[int, float]]:
     return [(int(r), float(s)) for (s, _), r in zip(result.hits, rows)]
 
 
+def has_gen(searcher, gen: int) -> bool:
+    """Whether any document was added by generation ``gen``."""
+    tantivy = _tantivy()
+    return bool(searcher.search(tantivy.Query.term_query(schema(), "gen", int(gen)), 1, count=False).hits)
+
+
 def doc_freq(searcher, term: str) -> int:
     return int(searcher.doc_freq("terms", term))
