@@ -95,3 +95,61 @@ def test_api_on_postgresql_and_a_busy_write(pg_url, warm_cache, tmp_path):
         assert r.json()["answer"] == "8848棵"
         assert client.delete("/v1/articles/pg-new").status_code == 200
         assert client.get("/v1/articles/pg-new").status_code == 404
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_serve_processes_share_one_database(pg_url, tmp_path):
+    """Two real 'wenda serve' processes on one PostgreSQL: a write through one
+    is read through the other as soon as it returns, and the other way round."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import contextlib
+
+    import httpx
+
+    env = {**os.environ, "WENDA_STORE": pg_url, "WENDA_EMBED_MODEL": "hash-64", "WENDA_CORPUS_DIR": str(SEEDS),
+           "WENDA_INDEX_DIR": str(tmp_path / "unused"), "WENDA_RATE_LIMIT_WRITES": "0"}
+    procs, urls = [], []
+
+    def start() -> str:
+        port = _free_port()
+        procs.append(subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--port", str(port)], env=env,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path))
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
+                    return url
+            time.sleep(0.3)
+        raise AssertionError(f"wenda serve on {url} did not become ready")
+
+    try:
+        a = start()  # builds the index from the corpus into the database
+        b = start()
+        body = {"id": "shared-1", "title": "共享测试", "text": "共享测试\n两个进程共用一个数据库，青松镇种植银杏树8848棵。"}
+        assert httpx.get(f"{b}/v1/articles/shared-1").status_code == 404
+        assert httpx.post(f"{a}/v1/articles", json=body, timeout=30).json()["added"] == ["shared-1"]
+        got = httpx.get(f"{b}/v1/articles/shared-1")
+        assert (got.status_code, got.json()["title"]) == (200, "共享测试")
+        hits = httpx.post(f"{b}/v1/search", json={"query": "青松镇银杏树", "mode": "bm25", "k": 3}).json()
+        assert hits["results"][0]["passage_id"] == "shared-1:1"
+        assert httpx.delete(f"{b}/v1/articles/shared-1", timeout=30).status_code == 200
+        assert httpx.get(f"{a}/v1/articles/shared-1").status_code == 404
+        assert httpx.get(f"{a}/readyz").json()["index"]["articles"] == 2
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(30)
