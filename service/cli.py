@@ -406,6 +406,7 @@ def eval_cmd(ctx, evalset, dataset, modes, limit, split, holdout, baseline, out_
 
     _require_matplotlib("eval")
     from eval.report import check_fail_under, render_table, write_outputs
+    from ingest.backend import is_url
     from eval.run import evaluate
     from eval.runner import EVAL_MODES
 
@@ -420,11 +421,13 @@ def eval_cmd(ctx, evalset, dataset, modes, limit, split, holdout, baseline, out_
             raise click.BadParameter(f"unknown mode {m!r}; choose from {', '.join(EVAL_MODES)}", param_hint="--modes")
     show = sys.stderr.isatty() if progress is None else progress
     result = evaluate(
-        dataset=dataset, evalset_path=evalset, default_index_dir=engine.index_dir, corpus_dir=s.corpus_dir,
+        dataset=dataset, evalset_path=evalset, corpus_dir=s.corpus_dir,
+        default_index_dir=engine.store if is_url(engine.store) else engine.index_dir,
         embedder=engine.embedder().inner, data_dir=s.data_dir, cache_root=s.eval_cache_dir,
         index_settings=engine.index_settings(), answerer_settings=engine.answerer_settings(), modes=mode_list,
         limit=limit, holdout=holdout, baseline=public if baseline is None else baseline, split=split,
         hybrid=engine.hybrid_settings(), progress=show, command="wenda eval " + " ".join(sys.argv[2:]),
+        store=engine.store if public and is_url(engine.store) else None,
     )
     stem = result["dataset"] + (f"-limit{limit}" if limit else "")
     paths = write_outputs(result, Path(out_dir), stem)

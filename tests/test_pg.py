@@ -153,3 +153,20 @@ def test_two_serve_processes_share_one_database(pg_url, tmp_path):
             p.terminate()
         for p in procs:
             p.wait(30)
+
+
+@pytest.mark.slow
+def test_eval_on_postgresql_ranks_as_on_the_index_dir(pg_url, tmp_path, monkeypatch, warm_cache):
+    """'wenda --store URL eval --dataset …' copies the set's index into the
+    database and reads from there: the same recall as from the index dir."""
+    monkeypatch.setenv("WENDA_EVAL_CACHE_DIR", str(tmp_path / "cache"))
+    figures = {}
+    for where in ((), ("--store", pg_url)):
+        out = tmp_path / f"out{len(where)}"
+        r = _cli(*where, "eval", "--dataset", "cmrc2018-trial", "--limit", "12", "--modes", "hybrid,bm25",
+                 "--no-baseline", "--out", str(out), "--no-progress")
+        assert r.exit_code == 0, r.output
+        data = json.loads((out / "cmrc2018-trial-limit12.json").read_text())
+        figures[bool(where)] = {m: (data["modes"][m]["recall@1"], data["modes"][m]["recall@5"]) for m in data["modes"]}
+        assert data["index"]["faiss_index"] == ("hnsw" if where else "flat")
+    assert figures[True] == figures[False]
