@@ -49,6 +49,7 @@ PASSAGES_PER_ARTICLE = 3
 BATCH_ARTICLES = 3_000
 SIGMA = 0.02
 RESAMPLE = 0.15
+HEAPS_BETA, HEAPS_K = 0.647, 14.85
 MINT_CHARS = "的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工也能下过子说产种面而方后多定行学法所民得经十三之进着等部度家电力里如水化高自二理起小物现实加量都两体制机当使点从业本去把性好应开它合还因由其些然前外天政四日那社义事平形相全表间样与关各重新线内数正心反你明看原又么利比或但质气第向道命此变条只没结解问意建月公无系军很情者最立代想已通并提直题党程展五果料象员革位入常文总次品式活设及管特件长求老头基资边流路级少图山统接知较将组见计别她手角期根论运农指几九区强放决西被干做必战先回则任取据处队南给色光门即保治北造百规热领七海口东导器压志世金增争济阶油思术极交受联什认六共权收证改清己美再采转更单风切打白教速花带安场身车例真务具万每目至达走积示议声报斗完类八离华名确才科张信马节话米整空元况今集温传土许步群广石记需段研界拉林律叫且究观越织装影算低持音众书布复容儿须际商非验连断深难近矿千周委素技备半办青省列习响约支般史感劳便团往酸历市克何除消构府称太准精值号率族维划选标写存候毛亲快效斯院查江型眼王按格养易置派层片始却专状育厂京识适属圆包火住调满县局照参红细引听该铁价严"
 
 
@@ -88,17 +89,11 @@ class Synth:
         self.rng = random.Random(seed)
         self.nrng = np.random.default_rng(seed)
         self.unigrams = [t for ts in base.terms for t in ts]
-        # Heaps' law V(n) = K n^beta fitted on the base itself (two points).
-        n1, v1 = self._heaps_point(len(base.terms) // 4 or 1)
-        n2, v2 = self._heaps_point(len(base.terms))
-        self.beta = math.log(v2 / v1) / math.log(n2 / n1) if n2 > n1 and v2 > v1 else 0.65
-        self.k = v2 / n2 ** self.beta
+        # Heaps' law V(n) = K n^beta as fitted on the pool's 3,622 passages (CMRC dev + trial,
+        # DRCD dev) with wenda's tokenizer: 2.8M terms at 1M passages (scratch/scale/heaps.py).
+        self.beta, self.k = HEAPS_BETA, HEAPS_K
         self.vocab = set(self.unigrams)
         self.tokens = 0
-
-    def _heaps_point(self, m: int) -> tuple[int, int]:
-        toks = [t for ts in self.base.terms[:m] for t in ts]
-        return len(toks), len(set(toks))
 
     def _mint(self) -> str:
         return "".join(self.rng.choice(MINT_CHARS) for _ in range(self.rng.randint(2, 4)))
@@ -157,12 +152,16 @@ def _disk_mb(path: Path) -> float:
     return round(sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**20, 1)
 
 
-def _exact_bm25_top(docs: dict[int, list[str]], df: Counter, n: int, avgdl: float, terms: list[str],
-                    k: int = 10) -> list[int]:
+def _exact_bm25_scores(docs: dict[int, list[str]], df: Counter, n: int, avgdl: float,
+                       terms: list[str]) -> dict[int, float]:
+    """Lucene BM25 (k1=1.2, b=0.75) of every document holding a query term, by brute force."""
     from ingest.contract import BM25
 
+    qset = set(terms)
     scores = {}
     for row, ts in docs.items():
+        if qset.isdisjoint(ts):
+            continue
         tf = Counter(ts)
         s = 0.0
         for q in terms:
@@ -171,7 +170,7 @@ def _exact_bm25_top(docs: dict[int, list[str]], df: Counter, n: int, avgdl: floa
                 s += idf * tf[q] * (BM25.k1 + 1) / (tf[q] + BM25.k1 * (1 - BM25.b + BM25.b * len(ts) / avgdl))
         if s > 0:
             scores[row] = s
-    return [r for r, _ in sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:k]]
+    return scores
 
 
 def run_one(kind: str, size: int, base: Base, make_backend: Callable[[], object], *, model_id: str,
@@ -230,13 +229,19 @@ def run_one(kind: str, size: int, base: Base, make_backend: Callable[[], object]
     df = Counter(t for ts in docs.values() for t in set(ts))
     avgdl = sum(len(ts) for ts in docs.values()) / max(len(docs), 1)
     sample = [q for q in base.questions if q[1]][:50]
-    overlaps = []
+    overlaps, tie_aware = [], []
     for _, terms, _ in sample:
-        exact = _exact_bm25_top(docs, df, len(docs), avgdl, terms)
-        if exact:
+        exact = _exact_bm25_scores(docs, df, len(docs), avgdl, terms)
+        top = sorted(exact.items(), key=lambda kv: (-kv[1], kv[0]))[:10]
+        if top:
             got_kw = [s.row for s in snap.keyword_topk(terms, 10)]
-            overlaps.append(len(set(got_kw) & set(exact)) / len(exact))
+            overlaps.append(len(set(got_kw) & {r for r, _ in top}) / len(top))
+            # The variants of one base passage score alike: a hit whose exact score is within 1% of the
+            # exact 10th (tantivy quantises lengths) is as good as the one it displaced.
+            floor = top[-1][1] * 0.99
+            tie_aware.append(min(1.0, sum(exact.get(r, 0.0) >= floor for r in got_kw) / len(top)))
     out["keyword_overlap10"] = round(float(np.mean(overlaps)), 4) if overlaps else None
+    out["keyword_overlap10_ties"] = round(float(np.mean(tie_aware)), 4) if tie_aware else None
     del docs
     snap.close()
 
@@ -364,14 +369,15 @@ def _with_db(url: str, name: str) -> str:
 
 
 def render_table(result: dict) -> str:
-    rows = ["| backend | passages | bulk s | search p50/p95 ms dense | keyword | hybrid | recall@10 | kw overlap@10 "
+    rows = ["| backend | passages | bulk s | search p50/p95 ms dense | keyword | hybrid | recall@10 | kw overlap@10 (ties) "
             "| add one p50 ms | delete one p50 ms | disk MB | peak RSS MB |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["results"]:
         s = r["search_ms"]
         rows.append(f"| {r['backend']} ({r['dense_kind']}) | {r['passages']:,} | {r['bulk_s']} | "
                     f"{s['dense']['p50']}/{s['dense']['p95']} | {s['keyword']['p50']}/{s['keyword']['p95']} | "
-                    f"{s['hybrid']['p50']}/{s['hybrid']['p95']} | {r['dense_recall10']} | {r['keyword_overlap10']} | "
+                    f"{s['hybrid']['p50']}/{s['hybrid']['p95']} | {r['dense_recall10']} | {r['keyword_overlap10']} "
+                    f"({r['keyword_overlap10_ties']}) | "
                     f"{r['add_one_ms']['p50']} | {r['delete_one_ms']['p50']} | {r.get('disk_mb')} | "
                     f"{r['peak_rss_mb']} |")
     return "\n".join(rows)

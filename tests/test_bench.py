@@ -154,7 +154,7 @@ def test_bench_scale_smoke_writes_every_figure(tmp_path, monkeypatch):
     assert [x["passages"] for x in data["results"]] == [300, 600]
     for x in data["results"]:
         assert set(x) >= {"backend", "passages", "bulk_s", "bulk_cpu_s", "maintain_s", "search_ms", "dense_recall10",
-                          "keyword_overlap10", "add_one_ms", "delete_one_ms", "searchable_after_return_ms",
+                          "keyword_overlap10", "keyword_overlap10_ties", "add_one_ms", "delete_one_ms", "searchable_after_return_ms",
                           "disk_mb", "peak_rss_mb", "dense_kind"}
         assert set(x["search_ms"]) == {"dense", "keyword", "hybrid"}
         assert x["dense_recall10"] == 1.0  # flat: exact

@@ -350,6 +350,7 @@ class PgWriteSession:
         self.bump = False
         self.committed = False
         self.passages_recut = 0
+        self.df_delta: Counter = Counter()
 
     def content_hash(self, article_id: str) -> str | None:
         row = self.conn.execute("SELECT content_hash FROM articles WHERE article_id = %s", (article_id,)).fetchone()
@@ -403,28 +404,47 @@ class PgWriteSession:
         avgdl = self.ref_avgdl or (self.total_terms / max(self.n_passages, 1))
         df = Counter()
         champions = []
+        params, all_weights = [], []
         for p, terms, vec, key in zip(item.passages, item.terms, item.vectors, item.vector_keys):
             tf = Counter(ids[t] for t in terms)
             tids = sorted(tf)
             weights = {i: impact(tf[i], len(terms), avgdl) for i in tids}
-            row = conn.execute(
+            all_weights.append(weights)
+            params.append((p.passage_id, a.article_id, p.section, p.paragraph, p.part, p.start, p.end, p.text,
+                           " ".join(terms), len(terms), tids, [tf[i] for i in tids], SparseVector(weights, SPARSE_DIM),
+                           key, np.asarray(vec, np.float32)))
+            df.update(tids)
+        with conn.cursor() as cur:
+            cur.executemany(
                 'INSERT INTO passages (passage_id, article_id, section, paragraph, part, start, "end", text, terms, '
                 "n_terms, term_ids, tfs, bm25, vector_key, embedding) VALUES "
-                "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-                (p.passage_id, a.article_id, p.section, p.paragraph, p.part, p.start, p.end, p.text, " ".join(terms),
-                 len(terms), tids, [tf[i] for i in tids], SparseVector(weights, SPARSE_DIM), key,
-                 np.asarray(vec, np.float32))).fetchone()
-            champions += [(i, weights[i], row[0]) for i in tids]
-            df.update(tids)
+                "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id", params, returning=True)
+            rows = []
+            while True:
+                rows.append(cur.fetchone()[0])
+                if not cur.nextset():
+                    break
+        for rid, weights in zip(rows, all_weights):
+            champions += [(i, w, rid) for i, w in weights.items()]
         self.passages_added += len(item.passages)
         if champions:
             conn.execute("INSERT INTO champions (term_id, impact, passage) "
                          "SELECT * FROM unnest(%s::int[], %s::real[], %s::bigint[])",
                          ([c[0] for c in champions], [c[1] for c in champions], [c[2] for c in champions]))
-            touched = sorted(df)
-            conn.execute("UPDATE terms SET df = df + v.c FROM unnest(%s::int[], %s::int[]) AS v(id, c) "
-                         "WHERE term_id = v.id", (touched, [df[i] for i in touched]))
-            self._trim(touched)
+            # Document frequencies and champion trims are applied once, at commit:
+            # a bulk load then touches each term once instead of once an article.
+            self.df_delta.update(df)
+            if len(self.df_delta) > 200_000:
+                self._flush_terms()
+
+    def _flush_terms(self) -> None:
+        if not self.df_delta:
+            return
+        touched = sorted(self.df_delta)  # one lock order for concurrent writers
+        self.conn.execute("UPDATE terms SET df = df + v.c FROM unnest(%s::int[], %s::int[]) AS v(id, c) "
+                          "WHERE term_id = v.id", (touched, [self.df_delta[i] for i in touched]))
+        self._trim(touched)
+        self.df_delta.clear()
 
     def _term_ids(self, vocab: list[str]) -> dict[str, int]:
         if not vocab:
@@ -498,6 +518,7 @@ class PgWriteSession:
             self.conn.rollback()
             self.committed = True
             return WriteReceipt(generation=self.gen0, counts=Counts(self.n_articles, self.n_passages))
+        self._flush_terms()
         avgdl = self.total_terms / max(self.n_passages, 1)
         drifted = self.n_passages and (not self.ref_avgdl or abs(avgdl / self.ref_avgdl - 1) > REWEIGHT_DRIFT)
         if drifted and (self.n_passages <= REWEIGHT_INLINE_MAX or self.first_load):
