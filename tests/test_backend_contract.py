@@ -63,7 +63,7 @@ def test_dense_ranks_as_exact_inner_product(built, e5, mini_questions):
     snap = built.snapshot()
     rows, vecs = snap.stored_vectors()
     assert len(rows) == 32
-    for q in mini_questions:
+    for q in mini_questions[::3]:  # every third question keeps the default run short
         v = e5.embed_queries([q["question"]])[0]
         scores = vecs @ v
         exact = [int(rows[i]) for i in sorted(range(len(rows)), key=lambda i: (-scores[i], rows[i]))[:10]]

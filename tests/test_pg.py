@@ -42,6 +42,7 @@ def test_cli_on_postgresql_answers_as_the_index_dir(pg_url, tmp_path, warm_cache
     assert (json.loads(info.stdout)["articles"], json.loads(info.stdout)["faiss_index"]) == (2, "hnsw")
 
 
+@pytest.mark.slow
 def test_migrate_copies_an_index_dir_without_embedding(pg_url, tmp_path, e5, warm_cache):
     idx = fresh_index_dir(tmp_path / "idx", warm_cache)
     assert _cli("--index-dir", str(idx), "ingest", str(MINI)).exit_code == 0
