@@ -151,6 +151,9 @@ class Wenda:
         """The live generation, reopened when a writer (this or another
         process) has published a newer one.
 
+        For PostgreSQL a snapshot is a transaction of one request (``reading``);
+        here one is only opened and closed again, to check that it can be.
+
         Raises:
             IndexNotFoundError: there is no index.
             IndexMismatchError: it was built with another model, or is of the older format.

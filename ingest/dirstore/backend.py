@@ -650,8 +650,15 @@ class DirSnapshot:
         return st.vectors_of_rows(self._conn(), st._P_VISIBLE, {"g": self.generation}, self.manifest.dim)
 
     def stored_terms(self) -> dict[int, list[str]]:
-        rows = self._conn().execute(f"SELECT id, terms FROM passages WHERE {st.VISIBLE}", {"g": self.generation})
-        return {r: (t.split(" ") if t else []) for r, t in rows}
+        return dict(self.iter_terms())
+
+    def iter_terms(self) -> Iterator[tuple[int, list[str]]]:
+        """(row id, BM25 terms) of every passage visible here, streamed in row order."""
+        cur = self._conn().execute(f"SELECT id, terms FROM passages WHERE {st.VISIBLE} ORDER BY id",
+                                   {"g": self.generation})
+        while rows := cur.fetchmany(10_000):
+            for r, t in rows:
+                yield r, (t.split(" ") if t else [])
 
     def average_terms(self) -> float:
         """The average number of BM25 terms a passage holds here."""

@@ -80,13 +80,14 @@ def _build_dense(backend: DirBackend, conn: sqlite3.Connection, c: st.Commit) ->
                                                 f"ORDER BY random() LIMIT 2000)", {"g": c.gen}, dim)
     else:
         ids, vecs = st.vectors_of_rows(conn, st._P_VISIBLE, {"g": c.gen}, dim)
+        sample = vecs[np.random.default_rng(0).choice(len(vecs), min(2000, len(vecs)), replace=False)] \
+            if len(vecs) else vecs
         if kind == "ivf":
             index, nlist = dn.build_ivf(ids, vecs, dim)
             trained_n = len(ids)
         else:
             index, nlist, trained_n = dn.flat(ids, vecs, dim), None, 0
-        sample = vecs[np.random.default_rng(0).choice(len(vecs), min(2000, len(vecs)), replace=False)] \
-            if len(vecs) else vecs
+        del ids, vecs  # FAISS holds its own copy now
     nprobe = dn.tune_nprobe(index, sample) if kind == "ivf" else None
     name = f"{layout.DENSE_DIR}/base-{c.gen:06d}-{uuid.uuid4().hex[:6]}.faiss"
     dn.write_base(index, backend.path / name)

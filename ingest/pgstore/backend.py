@@ -632,7 +632,15 @@ class PgSnapshot:
                 np.stack([np.asarray(v.to_numpy() if hasattr(v, "to_numpy") else v, np.float32) for _, v in rows]))
 
     def stored_terms(self) -> dict[int, list[str]]:
-        return {int(r): (t.split(" ") if t else []) for r, t in self._q("SELECT id, terms FROM passages")}
+        return dict(self.iter_terms())
+
+    def iter_terms(self) -> Iterator[tuple[int, list[str]]]:
+        """(row id, BM25 terms) of every passage, streamed through a server-side cursor."""
+        with self._lock, self.conn.cursor(name="terms") as cur:
+            cur.itersize = 10_000
+            cur.execute("SELECT id, terms FROM passages ORDER BY id")
+            for r, t in cur:
+                yield int(r), (t.split(" ") if t else [])
 
     def close(self) -> None:
         conn, self.conn = self.conn, None
