@@ -479,3 +479,26 @@ def test_queries_and_ingest_embed_on_separate_engines(tmp_path):
     engine.write(upserts=[article_from_text("x1", "标题\n\n大桥主跨一千米。")])
     assert engine.embedder().computed == 0 and engine.ingest_embedder().computed == 1
     assert [h.passage_id for h, _ in engine.search("大桥", mode="bm25")] == ["x1:1"]
+
+
+def test_keyword_scores_do_not_depend_on_segment_layout(tmp_path):
+    """tantivy sums IDF and lengths over all segments: one commit or five give
+    the same scores, and ties are cut by row id either way."""
+    from ingest.contract import terms_for
+    from ingest.dirstore import keyword as kw
+    from ingest.splitter import split_article
+
+    passages = [p for a in _articles() for p in split_article(a)]
+    terms = [terms_for(p) for p in passages]
+    results = []
+    for parts in (1, 5):
+        index = kw.open_index(tmp_path / f"k{parts}", create=True)
+        for chunk in np.array_split(np.arange(len(passages)), parts):
+            w = kw.KeywordWriter(index)
+            w.add([int(i) + 1 for i in chunk], [terms[i] for i in chunk], 1)
+            w.commit()
+        index.reload()
+        searcher = index.searcher()
+        hits = kw.search(searcher, ["大桥", "医院", "马拉松", "图书馆"], 32)
+        results.append([sorted(hits, key=lambda h: (-h[1], h[0])), searcher.num_segments])
+    assert results[0][0] == results[1][0] and results[0][1] < results[1][1]
