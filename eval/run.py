@@ -44,7 +44,8 @@ def evaluate(*, dataset: str | None, evalset_path: str | None, default_index_dir
              embedder: Embedder, data_dir: Path, cache_root: Path, index_settings: IndexSettings,
              answerer_settings: AnswererSettings, modes=EVAL_MODES, limit: int | None = None,
              holdout: float = 0.0, baseline: bool = False, split: str | None = None,
-             hybrid: HybridSettings | None = None, progress: bool = True, command: str = "") -> dict:
+             hybrid: HybridSettings | None = None, progress: bool = True, command: str = "",
+             store: str | None = None) -> dict:
     """Run an evaluation and return its result dict (see ``runner.run_eval``).
 
     The seed set (default) runs against ``default_index_dir`` (the user's
@@ -70,6 +71,8 @@ def evaluate(*, dataset: str | None, evalset_path: str | None, default_index_dir
         evalset = load_public(dataset, data_dir, limit=limit, holdout=holdout)
         index_dir = build_eval_index(evalset, cache_root, embedder, settings=index_settings, progress=progress)
         articles = evalset.articles
+        if store is not None:
+            index_dir = _copy_to_store(index_dir, store, progress)
     result = run_eval(evalset, index_dir, embedder, modes=modes, settings=answerer_settings, hybrid=hybrid,
                       progress=progress, cache=cache)
     if baseline:
@@ -82,6 +85,25 @@ def evaluate(*, dataset: str | None, evalset_path: str | None, default_index_dir
     result.update(command=command, date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                   machine=machine(), seconds=time.perf_counter() - t0)
     return result
+
+
+def _copy_to_store(index_dir: Path, store: str, progress: bool) -> str:
+    """Evaluate on PostgreSQL: copy the set's cached index there (vectors and
+    terms too, so the model never runs for it) and read from the database."""
+    import sys
+
+    from ingest.backend import open_backend
+    from ingest.pgstore.backend import PgBackend
+    from ingest.pgstore.migrate import copy_to_pg
+
+    target = PgBackend(store)
+    try:
+        articles, passages = copy_to_pg(open_backend(index_dir), target, replace=True)
+    finally:
+        target.close()
+    if progress:
+        print(f"copied {articles} articles, {passages} passages to {target.location}", file=sys.stderr)
+    return store
 
 
 __all__ = ["EvalSet", "evaluate", "machine"]

@@ -210,6 +210,32 @@ class EmbeddingCache:
             conn.executemany("INSERT OR REPLACE INTO vectors (key, vec) VALUES (?, ?)", items)
 
 
+class MemoryCache:
+    """An in-process LRU with ``EmbeddingCache``'s two methods: vectors of
+    texts the answerer embeds again and again (candidate sentences), kept
+    for this process only instead of forever on disk."""
+
+    def __init__(self, max_items: int = 10_000) -> None:
+        self._items: OrderedDict[bytes, bytes] = OrderedDict()
+        self._max = max_items
+        self._lock = threading.Lock()
+
+    def get_many(self, keys: Sequence[bytes]) -> dict[bytes, bytes]:
+        with self._lock:
+            found = {k: self._items[k] for k in keys if k in self._items}
+            for k in found:
+                self._items.move_to_end(k)
+        return found
+
+    def put_many(self, items: Sequence[tuple[bytes, bytes]]) -> None:
+        with self._lock:
+            for k, v in items:
+                self._items[k] = v
+                self._items.move_to_end(k)
+            while len(self._items) > self._max:
+                self._items.popitem(last=False)
+
+
 class CachedEmbedder:
     """Wraps an embedder with an on-disk cache (passages) and a small
     in-memory LRU (queries). Same protocol as what it wraps.
@@ -218,7 +244,8 @@ class CachedEmbedder:
         computed: how many texts actually went to the model.
     """
 
-    def __init__(self, inner: Embedder, cache: EmbeddingCache | None, *, query_lru: int = 1024) -> None:
+    def __init__(self, inner: Embedder, cache: EmbeddingCache | MemoryCache | None, *,
+                 query_lru: int = 1024) -> None:
         self.inner = inner
         self.cache = cache
         self.model_id = inner.model_id

@@ -22,7 +22,16 @@ class IndexMismatchError(WendaError):
 
 
 class IndexBusyError(WendaError):
-    """Another process holds the index write lock."""
+    """Another writer holds the index write lock.
+
+    Args:
+        retry_after: seconds after which a retry may succeed (from the
+            writer's progress when it tells; HTTP sends it as Retry-After).
+    """
+
+    def __init__(self, message: str, *, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class BadQueryError(WendaError):

@@ -1,83 +1,41 @@
-"""The index directory: the only contract between build time and query time.
+"""Where an index dir is, for code that only needs to know whether one exists.
 
-    <index_dir>/
-      CURRENT            name of the live generation (replaced atomically)
-      LOCK               writers hold an exclusive flock on it
-      embeddings.sqlite  content-hash -> vector cache, shared by generations
-      gen-000003/        one immutable generation
-        manifest.json    model, dimension, splitter and tokenizer settings, counts, versions
-        store.sqlite     articles, paragraphs, passages (SQLite: a query reads only its rows)
-        dense.faiss      FAISS index of passage vectors, ids = passage row ids
-        bm25/            bm25s index (numpy arrays + JSON, no pickle)
-        bm25_ids.npy     bm25 document number -> passage row id
-
-A writer builds a new generation beside the live one and then replaces
-CURRENT, so a crash at any point leaves the previous index whole.
+The layout itself is ``ingest/dirstore/layout.py`` (format 2). This module
+keeps the few names callers outside the backend use: the embedding cache
+file that eval keeps beside an index, and ``current_generation``, which says
+whether a dir holds a published index.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
-from .errors import IndexNotFoundError
+from .dirstore.layout import V1_CACHE, fsync_dir, format_of, write_atomic
 
-FORMAT_VERSION = 1
-CURRENT = "CURRENT"
+FORMAT_VERSION = 2
+#: An embedding cache (content hash -> vector) kept beside an index by eval
+#: and by format 1; format 2 keeps passage vectors in its store.
+CACHE = V1_CACHE
 LOCK = "LOCK"
-CACHE = "embeddings.sqlite"
-MANIFEST = "manifest.json"
-STORE = "store.sqlite"
-DENSE = "dense.faiss"
-BM25_DIR = "bm25"
-BM25_IDS = "bm25_ids.npy"
-GEN_PREFIX = "gen-"
 
-
-def generation_name(number: int) -> str:
-    return f"{GEN_PREFIX}{number:06d}"
+__all__ = ["CACHE", "FORMAT_VERSION", "LOCK", "current_generation", "format_of", "fsync_dir", "write_atomic"]
 
 
 def current_generation(index_dir: str | os.PathLike) -> Path | None:
-    """The live generation's folder, or None if there is no index yet."""
-    pointer = Path(index_dir) / CURRENT
-    try:
-        name = pointer.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
+    """The index dir when it holds a published index of the current format,
+    else None (no index, or format 1, which the next write converts)."""
+    from .dirstore import store as st
+    from .dirstore.layout import STORE
+
+    path = Path(index_dir)
+    if format_of(path) != 2:
         return None
-    gen = Path(index_dir) / name
-    return gen if (gen / MANIFEST).is_file() else None
-
-
-def require_generation(index_dir: str | os.PathLike) -> Path:
-    """Like ``current_generation`` but raises ``IndexNotFoundError``."""
-    gen = current_generation(index_dir)
-    if gen is None:
-        raise IndexNotFoundError(
-            f"No index at {index_dir}. Run 'wenda ingest' first or set WENDA_INDEX_DIR."
-        )
-    return gen
-
-
-def read_manifest(gen: Path) -> dict:
-    return json.loads((gen / MANIFEST).read_text(encoding="utf-8"))
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write a file so that readers see the old or the new content, never half."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+        conn = st.connect(path / STORE)
+        try:
+            return path if st.latest_gen(conn) > 0 else None
+        finally:
+            conn.close()
+    except Exception:  # noqa: BLE001 - an unreadable store is no index
+        return None

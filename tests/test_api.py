@@ -482,9 +482,9 @@ def test_no_index_and_no_corpus_starts_not_ready(tmp_path, warm_cache):
         r = c.get("/readyz")
         assert (r.status_code, r.json()) == (503, {"status": "not_ready", "detail": (
             "No index at <WENDA_INDEX_DIR>. Run 'wenda ingest' first or set WENDA_INDEX_DIR.")})
-        for method, path, body in [("POST", "/v1/ask", {"question": FUJIAN}), ("POST", "/v1/search", {"query": "x"}),
+        for method, path, body in [("POST", "/v1/ask", {"question": FUJIAN}), ("POST", "/v1/search", {"query": FUJIAN}),
                                    ("GET", "/v1/articles/a", None), ("GET", "/v1/passages/a:1", None),
-                                   ("POST", "/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}]})]:
+                                   ("POST", "/v1/chat/completions", {"messages": [{"role": "user", "content": FUJIAN}]})]:
             r = c.request(method, path, json=body)
             assert (r.status_code, r.json()) == (503, {"detail": no_index}), path
         assert "wenda_index_ready 0.0" in c.get("/metrics").text.splitlines()
@@ -550,7 +550,7 @@ def _raise_busy(seed_index, tmp_path):
     idx = copy_index(seed_index, tmp_path / "busy")
     with _another_writer(idx):
         r = TestClient(create_app(settings_for(idx, write_lock_timeout=0.2))).delete(f"/v1/articles/{FUJIAN_ARTICLE}")
-    return r, f"Another wenda process is writing to {idx}; try again when it finishes."
+    return r, f"Another wenda process is writing to {idx}; try again in 5 s."
 
 
 def _raise_no_index(seed_index, tmp_path):
@@ -613,7 +613,7 @@ def test_each_error_reaches_http_through_a_real_route(seed_dir, tmp_path, error)
     r, detail = raise_it(seed_dir, tmp_path)
     assert (r.status_code, r.json()) == (status, {"detail": detail})
     # A busy index is worth retrying soon; nothing else says so.
-    assert r.headers.get("retry-after") == ("1" if error is core_errors.IndexBusyError else None)
+    assert r.headers.get("retry-after") == ("5" if error is core_errors.IndexBusyError else None)
 
 
 # ---- OpenAI-compatible chat -------------------------------------------------------------------

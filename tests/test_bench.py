@@ -139,3 +139,32 @@ def test_omp_comparison_and_table(run):
     for line_start in ("threads  OMP_WAIT_POLICY", "query embed", "search bm25", "ask hybrid", "ask_cold hybrid",
                        "passive", "active", "unchanged re-ingest: 0 passages embedded"):
         assert any(line.startswith(line_start) for line in table.splitlines()), line_start
+
+
+def test_bench_scale_smoke_writes_every_figure(tmp_path, monkeypatch):
+    """A 2k-passage run of 'wenda bench --scale' on the index dir (hash vectors:
+    only the index costs count)."""
+    from click.testing import CliRunner
+
+    from service.cli import cli
+
+    monkeypatch.setenv("WENDA_EMBED_MODEL", "hash-64")
+    monkeypatch.setenv("WENDA_EVAL_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "scale.json"
+    r = CliRunner().invoke(cli, ["bench", "--scale", "300,600", "--backend", "dir", "--queries", "5", "--writes", "3",
+                                 "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    data = json.loads(out.read_text())
+    assert [x["passages"] for x in data["results"]] == [300, 600]
+    for x in data["results"]:
+        assert set(x) >= {"backend", "passages", "bulk_s", "bulk_cpu_s", "maintain_s", "search_ms", "dense_recall10",
+                          "keyword_overlap10", "keyword_overlap10_ties", "add_one_ms", "delete_one_ms", "searchable_after_return_ms",
+                          "disk_mb", "peak_rss_mb", "dense_kind"}
+        assert set(x["search_ms"]) == {"dense", "keyword", "hybrid"}
+        assert x["dense_recall10"] == 1.0  # flat: exact
+    t = data["targets"]["dir"]
+    assert (t["from"], t["to"]) == (300, 600)
+    assert set(t["pass"]) == {"add_delete_<=2x", "search_p95_<=30ms", "recall10_>=0.95"}
+    assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+    r = CliRunner().invoke(cli, ["bench", "--scale", "10q"])
+    assert r.exit_code == 2 and "not a size: '10q' (e.g. 10k, 100k, 1m)" in r.output

@@ -245,3 +245,41 @@ def test_a_plot_command_without_matplotlib_says_what_to_install(monkeypatch, com
     assert (r.exit_code, r.stderr.strip()) == (
         1, f"Error: 'wenda {command}' draws its plots with matplotlib, which is not installed; "
            "pip install 'wenda[plot]'.")
+
+
+def test_a_second_writer_stops_with_one_line_and_exit_1(run, tmp_path):
+    """Another process is ingesting (its flock on LOCK, its progress in WRITER.json)."""
+    import fcntl
+
+    run("ingest", str(MINI))
+    with open(run.index_dir / "LOCK", "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        (run.index_dir / "WRITER.json").write_text(json.dumps(
+            {"pid": 1, "kind": "ingest", "started": 0, "done": 0, "total": 40}))
+        try:
+            r = CliRunner().invoke(cli, ["--index-dir", str(run.index_dir), "ingest", str(SEEDS), "--wait", "0"])
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+    assert r.exit_code == 1
+    assert r.stderr == (f"Error: Another wenda process is writing to {run.index_dir} (ingest, 0 of 40 articles); "
+                        "try again in 5 s.\n")
+
+
+def test_an_index_of_the_older_format_is_converted_by_ingest(tmp_path, monkeypatch):
+    import shutil
+
+    from conftest import DATA
+
+    idx = tmp_path / "v1"
+    shutil.copytree(DATA / "v1-index", idx)
+    monkeypatch.setenv("WENDA_EMBED_MODEL", "hash-16")
+    runner = CliRunner()
+    r = runner.invoke(cli, ["--index-dir", str(idx), "search", "大桥"])
+    assert (r.exit_code, r.stderr) == (1, f"Error: The index at {idx} is in wenda's older format (1); run 'wenda "
+                                          "ingest' once to convert it (nothing is re-embedded).\n")
+    r = runner.invoke(cli, ["--index-dir", str(idx), "ingest", str(MINI)])
+    assert r.exit_code == 0
+    assert r.stderr == f"Converted the index at {idx} to format 2 (32 passages, nothing re-embedded).\n"
+    assert r.stdout.startswith("added 0, updated 0, unchanged 10, skipped 0; embedded 0 passages")
+    r = runner.invoke(cli, ["--index-dir", str(idx), "search", "荆江长江大桥主跨多少米？", "--mode", "bm25", "--json"])
+    assert [h["passage_id"] for h in json.loads(r.stdout)][:3] == ["a08:1", "a08:3", "a08:2"]

@@ -59,3 +59,14 @@ def test_overrides_stay_with_their_settings_object(monkeypatch, tmp_path):
 def test_the_api_key_is_not_shown(tmp_path):
     settings = load_settings(api_key="s3cret-0123456789ab")
     assert "s3cret" not in repr(settings) and "s3cret" not in str(settings.model_dump())
+
+
+def test_a_retired_setting_is_named_with_its_replacement(monkeypatch):
+    from click.testing import CliRunner
+
+    from service.cli import cli
+
+    monkeypatch.setenv("WENDA_HNSW_MIN_PASSAGES", "1000")
+    r = CliRunner().invoke(cli, ["show", "nothing"])
+    assert r.stderr.splitlines()[0] == ("WENDA_HNSW_MIN_PASSAGES is no longer used: the index dir picks exact or IVF "
+                                        "search by WENDA_DENSE_IVF_MIN and WENDA_DENSE_FLAT_BELOW.")

@@ -115,7 +115,9 @@ def articles_router(access: Access) -> APIRouter:
         check_article_count(body, settings.max_articles_per_request)
         many = isinstance(body, list)
         articles = to_articles(parse_articles(body), many=many)
-        report = engine.write(upserts=articles)
+        # An HTTP write never waits for another writer: 503 with Retry-After
+        # instead of holding a worker thread.
+        report = engine.write(upserts=articles, wait=0, maintain="background")
         log.info("articles: added %s, updated %s, unchanged %s", report.added, report.updated, report.unchanged)
         return IngestResponse(
             added=report.added, updated=report.updated, unchanged=report.unchanged,
@@ -139,7 +141,7 @@ def articles_router(access: Access) -> APIRouter:
                    responses={**error_responses(404, 503), **write_errors}, summary="Remove an article")
     def delete_article(article_id: ArticleId, engine: EngineDep) -> Any:
         t0 = time.perf_counter()
-        report = engine.delete(article_id)
+        report = engine.delete(article_id, wait=0, maintain="background")
         log.info("articles: deleted %s", article_id)
         return DeleteResponse(deleted=article_id, articles_total=report.articles_total,
                               passages_total=report.passages_total, took_ms=took_ms(t0))

@@ -11,7 +11,6 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from ingest import layout
 from ingest.errors import IndexNotFoundError, WendaError
 
 from .deps import Access, EngineDep, MetricsDep
@@ -20,23 +19,20 @@ from .models import HealthOut, IndexSummary, NotReadyOut, ReadyOut
 
 
 def index_gauges(engine) -> dict[str, tuple[str, float]]:
-    """Index size from the live manifest (no model is loaded to read it)."""
-    gen = layout.current_generation(engine.index_dir)
+    """Index size from the latest commit (no model is loaded to read it)."""
     counts, number, size = {"articles": 0, "passages": 0}, 0, 0
-    if gen is not None:
-        try:
-            manifest = layout.read_manifest(gen)
-            counts, number = manifest["counts"], int(manifest["generation"])
-            size = sum(p.stat().st_size for p in gen.rglob("*") if p.is_file())
-        except (OSError, ValueError, KeyError):
-            # A writer may replace the generation while we read it; report it empty this once.
-            gen = None
+    try:
+        stats = engine.backend().stats() if engine.has_index() else None
+    except (OSError, WendaError, ValueError):
+        stats = None
+    if stats is not None:
+        counts, number, size = stats["counts"], stats["generation"], stats["bytes"]
     return {
-        "wenda_index_ready": ("1 when an index generation is published.", int(gen is not None)),
+        "wenda_index_ready": ("1 when an index generation is published.", int(stats is not None)),
         "wenda_index_articles": ("Articles in the live index.", counts["articles"]),
         "wenda_index_passages": ("Passages in the live index.", counts["passages"]),
         "wenda_index_generation": ("Number of the live index generation.", number),
-        "wenda_index_bytes": ("Size of the live index generation on disk.", size),
+        "wenda_index_bytes": ("Size of the index on disk.", size),
     }
 
 
