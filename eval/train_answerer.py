@@ -323,8 +323,8 @@ def main(argv: list[str] | None = None) -> int:
             "thresholds": {"min_confidence": thresholds["min_confidence"], "min_confidence_crosslingual": 0.5,
                            "short_confidence": thresholds["short_confidence"]},
             "trained_on": {"data": "CMRC 2018 trial split (cmrc2018_trial.json), 30% of contexts held out "
-                                   "(seed 13); questions of the odd half of the contexts, which the reader (trained on the even half) '
-                                   'never saw, plus made-up unanswerable questions",
+                                   "(seed 13); questions of the odd half of the contexts, which the reader (trained on "
+                                   "the even half) never saw, plus made-up unanswerable questions",
                            "questions": len(rows), "unanswerable": sum(not r.answerable for r in rows),
                            "candidates": sum(len(r.candidates) for r in rows)},
             "figures_held_out": {k: v for k, v in thresholds.items() if k in ("refusal", "shown")},

@@ -310,7 +310,8 @@ def targets(results: list[dict]) -> dict:
     for kind in sorted({r["backend"] for r in results}):
         rs = sorted((r for r in results if r["backend"] == kind), key=lambda r: r["passages"])
         lo, hi = rs[0], rs[-1]
-        ratio = lambda key: round(hi[key]["p50"] / lo[key]["p50"], 2) if lo[key]["p50"] else None  # noqa: E731
+        def ratio(key, lo=lo, hi=hi):
+            return round(hi[key]["p50"] / lo[key]["p50"], 2) if lo[key]["p50"] else None
         out[kind] = {
             "from": lo["passages"], "to": hi["passages"],
             "add_one_ratio": ratio("add_one_ms"), "delete_one_ratio": ratio("delete_one_ms"),

@@ -121,7 +121,7 @@ def test_two_serve_processes_share_one_database(pg_url, tmp_path):
 
     env = {**os.environ, "WENDA_STORE": pg_url, "WENDA_EMBED_MODEL": "hash-64", "WENDA_CORPUS_DIR": str(SEEDS),
            "WENDA_INDEX_DIR": str(tmp_path / "unused"), "WENDA_RATE_LIMIT_WRITES": "0"}
-    procs, urls = [], []
+    procs = []
 
     def start() -> str:
         port = _free_port()

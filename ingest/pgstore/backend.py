@@ -32,7 +32,7 @@ import numpy as np
 from .. import contract
 from ..backend import Counts, MaintenanceReport, PreparedArticle, Scored, WriteReceipt, busy_error
 from ..contract import BM25, Manifest
-from ..errors import IndexBusyError, IndexMismatchError, IndexNotFoundError, ModelUnavailableError, NotFoundError
+from ..errors import IndexMismatchError, IndexNotFoundError, ModelUnavailableError, NotFoundError
 from ..models import Article, Paragraph, Passage
 from . import schema
 
