@@ -272,7 +272,10 @@ def crosslingual_threshold(answerer: ExtractiveAnswerer, ans_model: LogisticMode
     for q in seed.questions:
         if q.split != "tune" or q.lang != "en":
             continue
-        a = answerer.ask(q.question)
+        try:
+            a = answerer.ask(q.question)
+        except BadQueryError:
+            continue  # content-free input is refused before any threshold
         conf.append(a.confidence)
         truth.append(q.answerable)
     best_t, best_acc = 0.5, -1.0

@@ -164,8 +164,13 @@ class LogisticModel:
     def vector(self, features: dict[str, float]) -> np.ndarray:
         return np.array([float(features.get(name, 0.0)) for name in self.features])
 
-    def predict(self, features: dict[str, float]) -> float:
-        z = float(((self.vector(features) - self.mean) / self.scale) @ self.weights + self.bias)
+    def predict(self, features: dict[str, float], neutral: frozenset[str] = frozenset()) -> float:
+        """The probability; features named in ``neutral`` are read as their
+        training mean (they add nothing either way)."""
+        z_vec = (self.vector(features) - self.mean) / self.scale
+        if neutral:
+            z_vec[[i for i, name in enumerate(self.features) if name in neutral]] = 0.0
+        z = float(z_vec @ self.weights + self.bias)
         return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 
 
@@ -188,6 +193,17 @@ class AnswererModels:
                    float(t["min_confidence"]), float(t["min_confidence_crosslingual"]),
                    float(t["short_confidence"]), spec)
 
+
+# Features that mean nothing for a question with no Chinese in it: Chinese
+# word overlap with the passage and sentence, the question's length in
+# characters, and the fused scores (an English question is ranked by the
+# dense side alone, on another scale). The models were fitted on Chinese
+# questions; for an English one these are read as their training mean, and
+# its refusal threshold is chosen apart (min_confidence_crosslingual).
+LEXICAL_FEATURES = frozenset({
+    "passage_coverage", "sentence_coverage", "best_sentence", "term_distance", "term_mass", "span_in_question",
+    "question_chars", "fused", "fused_gap", "top_fused", "fused_margin", "sentence_similarity",
+})
 
 RULES = ("reader", "figure", "date", "name", "quoted", "slot", "slot_clause", "clause", "sentence")
 # What the candidate model reads (the JSON names its own list; this is the
@@ -427,11 +443,16 @@ class ExtractiveAnswerer:
         out["english"] = float(question.crosslingual)
         return out
 
+    @staticmethod
+    def _neutral(question: Question) -> frozenset[str]:
+        return LEXICAL_FEATURES if question.crosslingual else frozenset()
+
     def score(self, question: Question, cands: list[Candidate]) -> list[Candidate]:
         """Candidates scored by the candidate model, best first."""
         model = self.models.candidate
         scored = [Candidate(c.passage, c.rank, c.start, c.end, c.sentence_start, c.sentence_end, c.features,
-                            model.predict(self._with_kind(question, c.features))) for c in cands]
+                            model.predict(self._with_kind(question, c.features), self._neutral(question)))
+                  for c in cands]
         return sorted(scored, key=lambda c: -c.score)
 
     def answer_features(self, question: Question, best: Candidate, pairs: list[tuple[Hit, Passage]],
@@ -490,7 +511,8 @@ class ExtractiveAnswerer:
             return refusal
         best = cands[0]
         qvec = self.dense.query_vector(q.folded)
-        confidence = round(self.models.answerable.predict(self.answer_features(q, best, pairs, qvec)), 4)
+        confidence = round(self.models.answerable.predict(self.answer_features(q, best, pairs, qvec),
+                                                          self._neutral(q)), 4)
         if confidence < self.threshold(q):
             return Answer(q.text, NOT_FOUND_MESSAGE, False, confidence, [], hits, None, q.kind, self._related(pairs))
         p = best.passage
