@@ -418,14 +418,14 @@ def check_sentence(sentence: str, passages: Sequence[Passage], *, lang: str = "z
         return fail(problem)
     sources = [passages[n - 1] for n in cited]
     support = "\n".join(_support_text(p) for p in sources)
-    support_values = _values(support)
-    for value in sorted(_values(folded)):
-        if value not in support_values:
-            return fail(f"the figure {_show(value)} is not in {_marks(cited)}")
     support_dates = _dates(support)
     for date in _dates(folded):
         if not _date_supported(date, support_dates):
             return fail(f"the date {_show_date(date)} is not in {_marks(cited)}")
+    support_values = _values(support)
+    for value in sorted(_values(folded)):
+        if value not in support_values:
+            return fail(f"the figure {_show(value)} is not in {_marks(cited)}")
     names = _names(folded, lang)
     for name in names:
         if name not in support:

@@ -173,14 +173,44 @@ def _render_answer(answer) -> None:
             click.echo(f"  [{c.title} · 第{c.paragraph}段] {text}")
 
 
+def _render_generated(answer) -> None:
+    """An LLM answer: its sentences with their [n], one line per citation;
+    on stderr, why the extractive answer is shown or which sentences were dropped."""
+    if answer.fallback:
+        click.echo(f"Note: {answer.fallback}", err=True)
+    for s in answer.sentences:
+        if not s.supported:
+            click.echo(f"Dropped: {s.text} ({s.reason})", err=True)
+    if answer.answerer != "llm":
+        _render_answer(answer)
+        return
+    click.echo(answer.answer)
+    for marker, c in zip(answer.markers, answer.citations):
+        click.echo(f"[{marker}] [{c.title} · 第{c.paragraph}段] “{c.quote}”")
+    if answer.related:
+        click.echo("Related passages (not an answer):")
+        for c in answer.related:
+            click.echo(f"  [{c.title} · 第{c.paragraph}段] {c.quote[:80]}{'…' if len(c.quote) > 80 else ''}")
+
+
 @_query_command
-def ask(ctx, question, k, mode, as_json):
+@click.option("--answerer", type=click.Choice(["auto", "extractive", "llm"]), default="auto", show_default=True,
+              help="Who writes the answer: the LLM of WENDA_LLM_BASE_URL (every sentence checked against its "
+                   "citation), the extractive answerer, or auto (the LLM when one is configured).")
+def ask(ctx, question, k, mode, as_json, answerer):
     """Answer a question with a citation of the source paragraph.
 
     Example: wenda ask "福建12345热线的群众满意率是多少？"
     """
     engine = _engine(ctx)
     _ensure_index(engine)
+    if engine.uses_llm(answerer):
+        answer = engine.ask_llm(question, k=k, mode=mode)
+        if as_json:
+            _dump(answer.to_dict())
+        else:
+            _render_generated(answer)
+        return
     answer = engine.ask(question, k=k, mode=mode)
     if as_json:
         _dump(answer.to_dict())
