@@ -501,3 +501,13 @@ def test_cli_ask_with_the_llm(seed_dir, llm, script, monkeypatch):
     r = CliRunner().invoke(cli, ["--index-dir", str(seed_dir), "ask", FUJIAN, "--answerer", "llm"])
     assert (r.exit_code, r.stderr) == (1, "Error: No LLM is configured; set WENDA_LLM_BASE_URL and WENDA_LLM_MODEL "
                                           "(see the README's LLM section), or ask with the extractive answerer.\n")
+
+
+def test_ask_with_history_answers_the_follow_up(plain):
+    data = post(plain, "/v1/ask", {"question": "那江西呢？", "history": [FUJIAN]}).json()
+    assert (data["question"], data["rewritten_by"]) == (JIANGXI, "rules")
+    same = post(plain, "/v1/ask", {"question": JIANGXI}).json()
+    assert (data["answer"], data["citations"], "rewritten_by" in same) == (same["answer"], same["citations"], False)
+    r = post(plain, "/v1/ask", {"question": "那江西呢？", "history": [FUJIAN] * 21})
+    assert (r.status_code, r.json()["detail"]) == (422, "body.history: List should have at most 20 items after "
+                                                         "validation, not 21")

@@ -32,6 +32,9 @@ ANSWERER_HELP = ("Who writes the answer: 'llm' (the configured LLM, every senten
 K = Annotated[int, Field(ge=1, le=100, strict=False, description="Number of hits (1-100; default WENDA_TOP_K)."),
               BeforeValidator(_whole_number)]
 MAX_META_CHARS = 2000
+#: Most earlier questions a conversation on /v1/ask may carry (the follow-up
+#: rules read only the chain of questions; 20 is far more than a page keeps).
+MAX_HISTORY = 20
 
 
 # ---- text checks ------------------------------------------------------------------
@@ -131,6 +134,10 @@ def query_models(max_question_chars: int) -> QueryModels:
         k: K | None = None
         mode: Mode | None = Field(None, description="Retrieval mode (default WENDA_MODE, hybrid).")
         answerer: AnswererChoice | None = Field(None, description=ANSWERER_HELP)
+        history: Annotated[list[question], Field(max_length=MAX_HISTORY)] | None = Field(
+            None, description="The earlier questions of a conversation, oldest first: `question` is then read "
+                              "as a follow-up (那江西呢？) and the standalone question answered comes back as "
+                              "`question`, with `rewritten_by`.")
         stream: StrictBool | None = Field(False, description="Send server-sent events: `delta` (the LLM's text "
                                           "as it comes, unchecked), then `answer` (the checked answer, which "
                                           "replaces it), then `done`.")
@@ -194,6 +201,9 @@ class AskResponse(BaseModel):
     citations: list[CitationOut]
     related: list[CitationOut] = Field(default_factory=list, description="On a refusal, the closest passages: "
                                        "related to the question, but not an answer.")
+    rewritten_by: Literal["llm", "rules"] | None = Field(None, description="Present when `history` was sent: "
+                                                         "how the follow-up was made standalone (`question` is "
+                                                         "then the standalone question), or null.")
     answerer: Literal["extractive", "llm"] | None = Field(None, description="Present when an LLM was asked: "
                                                           "who wrote the answer shown.")
     fallback: str | None = Field(None, description="Present when an LLM was asked: why the extractive answer "

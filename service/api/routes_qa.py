@@ -74,15 +74,19 @@ def qa_router(models: QueryModels, access: Access) -> APIRouter:
         citations. When an LLM is asked (``answerer``), also ``answerer``,
         ``fallback`` and ``sentences``."""
         t0 = time.perf_counter()
+        question, extra = body.question, {}
+        if body.history is not None:
+            question, how = engine.standalone(question, [("user", h) for h in body.history], answerer=body.answerer)
+            extra = {"rewritten_by": how}
         if engine.uses_llm(body.answerer):
             if body.stream:
-                return _sse(ask_events(engine.stream_llm(body.question, k=body.k, mode=body.mode), t0))
-            answer = engine.ask_llm(body.question, k=body.k, mode=body.mode)
+                return _sse(ask_events(engine.stream_llm(question, k=body.k, mode=body.mode), t0, **extra))
+            answer = engine.ask_llm(question, k=body.k, mode=body.mode)
         else:
-            answer = engine.ask(body.question, k=body.k, mode=body.mode)
+            answer = engine.ask(question, k=body.k, mode=body.mode)
             if body.stream:
-                return _sse(ask_events(iter([Token(answer.answer), answer]), t0))
-        return AskResponse(**answer.to_dict(), took_ms=took_ms(t0))
+                return _sse(ask_events(iter([Token(answer.answer), answer]), t0, **extra))
+        return AskResponse(**answer.to_dict(), **extra, took_ms=took_ms(t0))
 
     @router.post("/v1/search", response_model=SearchResponse, responses=errors,
                  summary="Rank passages for a query")
@@ -265,7 +269,7 @@ def chat_stream(items: Iterator[Token | GeneratedAnswer], *, model: str, questio
     yield "data: [DONE]\n\n"
 
 
-def ask_events(items: Iterator[Token | GeneratedAnswer | Answer], t0: float) -> Iterator[str]:
+def ask_events(items: Iterator[Token | GeneratedAnswer | Answer], t0: float, **extra) -> Iterator[str]:
     """``/v1/ask`` as server-sent events: ``delta`` per piece of text, then
     ``answer`` (the checked answer; ``corrected`` when text was streamed and
     the answer is not it), then ``done``."""
@@ -275,7 +279,7 @@ def ask_events(items: Iterator[Token | GeneratedAnswer | Answer], t0: float) -> 
             streamed.append(item.text)
             yield f"event: delta\ndata: {json.dumps({'text': item.text}, ensure_ascii=False)}\n\n"
             continue
-        out = AskResponse(**item.to_dict(), took_ms=took_ms(t0)).model_dump(exclude_unset=True)
+        out = AskResponse(**item.to_dict(), **extra, took_ms=took_ms(t0)).model_dump(exclude_unset=True)
         text = "".join(streamed).strip()
         out["corrected"] = bool(text) and item.answer != text
         yield f"event: answer\ndata: {json.dumps(out, ensure_ascii=False)}\n\n"
