@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from ingest.models import Hit, Passage
 from ingest.script import fold_script
@@ -131,6 +131,8 @@ class GeneratedAnswer:
     short_answer: str | None = None
     fallback: str | None = None
     sentences: list[SentenceCheck] = field(default_factory=list)
+    #: The passages numbered in the prompt (for eval; not part of the reply).
+    passages: list[Passage] = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict:
         """The ``Answer`` fields and ``answerer``, ``fallback``, ``sentences``;
@@ -632,7 +634,7 @@ def refusal(prepared: Prepared, sentences: list[SentenceCheck] | None = None) ->
         Citation(p.passage_id, p.article_id, p.title, p.section, p.paragraph, p.start, p.end, p.text,
                  round(h.score, 4)) for h, p in prepared.passages[:3]]
     return GeneratedAnswer(ext.question, NOT_FOUND_MESSAGE, False, ext.confidence, [], ext.hits, ext.kind, related,
-                           "llm", [], None, None, sentences or [])
+                           "llm", [], None, None, sentences or [], [p for _, p in prepared.passages])
 
 
 def checked(prepared: Prepared, reply: str) -> GeneratedAnswer:
@@ -647,12 +649,13 @@ def checked(prepared: Prepared, reply: str) -> GeneratedAnswer:
     kept = [c for c in checks if c.supported]
     ext = prepared.extractive
     if not any(c.cited for c in checks):
-        return _with_sentences(fallback(ext, "The LLM's reply cited no passage; this is the extractive answer."),
-                               checks)
+        return replace(fallback(ext, "The LLM's reply cited no passage; this is the extractive answer."),
+                       sentences=checks, passages=passages)
     if not kept:
         n = len(checks)
-        return _with_sentences(fallback(ext, f"None of the LLM's {n} sentence{'s' if n != 1 else ''} was supported "
-                                             "by the passage it cites; this is the extractive answer."), checks)
+        return replace(fallback(ext, f"None of the LLM's {n} sentence{'s' if n != 1 else ''} was supported by the "
+                                     "passage it cites; this is the extractive answer."),
+                       sentences=checks, passages=passages)
     citations, markers, seen = [], [], set()
     for c in kept:
         for n, cit in zip(c.cited, c.citations):
@@ -663,7 +666,7 @@ def checked(prepared: Prepared, reply: str) -> GeneratedAnswer:
                 markers.append(n)
     text = _join(c.text for c in kept)
     return GeneratedAnswer(ext.question, text, True, ext.confidence, citations, ext.hits, ext.kind, [], "llm",
-                           markers, None, None, checks)
+                           markers, None, None, checks, passages)
 
 
 def _join(sentences) -> str:
@@ -673,9 +676,3 @@ def _join(sentences) -> str:
             out += " "
         out += s
     return out
-
-
-def _with_sentences(answer: GeneratedAnswer, checks: list[SentenceCheck]) -> GeneratedAnswer:
-    from dataclasses import replace
-
-    return replace(answer, sentences=checks)

@@ -453,14 +453,20 @@ def _bench_scale(ctx, scale, backends, pg_url, queries, dataset, out_path, write
 @click.option("--fail-under", "fail_under", multiple=True, metavar="[MODE.]METRIC=VALUE",
               help="Exit 1 if a figure is below VALUE, e.g. recall@1=0.9 or dense.f1=0.5.")
 @click.option("--progress/--no-progress", default=None, help="Progress bars (default: on a terminal).")
+@click.option("--answerer", type=click.Choice(["extractive", "llm"]), default="extractive", show_default=True,
+              help="llm: score the answers of the LLM at WENDA_LLM_BASE_URL (seed set or an eval file over the "
+                   "current index), with the share of its sentences supported and of made-up ones caught.")
 @click.pass_context
-def eval_cmd(ctx, evalset, dataset, modes, limit, split, holdout, baseline, out_dir, fail_under, progress):
+def eval_cmd(ctx, evalset, dataset, modes, limit, split, holdout, baseline, out_dir, fail_under, progress, answerer):
     """Evaluate retrieval, answers, citations and abstention, per mode.
 
     Example: wenda eval --dataset cmrc2018-dev --fail-under recall@1=0.95
     """
     from pathlib import Path
 
+    if answerer == "llm":
+        _eval_llm(ctx, evalset, dataset, limit, split, Path(out_dir))
+        return
     _require_matplotlib("eval")
     from eval.report import check_fail_under, render_table, write_outputs
     from ingest.backend import is_url
@@ -496,6 +502,30 @@ def eval_cmd(ctx, evalset, dataset, modes, limit, split, holdout, baseline, out_
         raise click.BadParameter(str(exc), param_hint="--fail-under") from None
     if failures:
         raise click.ClickException("quality gate failed: " + "; ".join(failures))
+
+
+def _eval_llm(ctx, evalset, dataset, limit, split, out_dir) -> None:
+    """``wenda eval --answerer llm``: the seed set (or an eval file) through the LLM answerer."""
+    from eval.datasets import SEED_SET, load_seed
+    from eval.llm import evaluate_llm, render_llm_table
+
+    if dataset not in (None, "seed"):
+        raise click.BadParameter("--answerer llm runs on the seed set or an eval file over the current index; "
+                                 "public sets need their own index (not supported yet).", param_hint="--dataset")
+    engine = _engine(ctx)
+    engine.uses_llm("llm")  # no LLM configured: one line, exit 1
+    _ensure_index(engine)
+    evalset_ = load_seed(evalset or SEED_SET)
+    questions = [q for q in evalset_.questions if split is None or q.split == split][:limit]
+    result = evaluate_llm(questions, engine.ask_llm, name=evalset_.name,
+                          on_question=lambda i, n: click.echo(f"{i}/{n}", err=True) if i % 10 == 0 or i == n else None)
+    result["model"] = engine.settings.llm_model
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"{evalset_.name}{'-' + split if split else ''}{f'-limit{limit}' if limit else ''}-llm"
+    path = out_dir / f"{stem}.json"
+    path.write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
+    click.echo(render_llm_table(result))
+    click.echo(f"wrote {path}")
 
 
 @cli.command()

@@ -511,3 +511,37 @@ def test_ask_with_history_answers_the_follow_up(plain):
     r = post(plain, "/v1/ask", {"question": "那江西呢？", "history": [FUJIAN] * 21})
     assert (r.status_code, r.json()["detail"]) == (422, "body.history: List should have at most 20 items after "
                                                          "validation, not 21")
+
+
+# ---- eval --------------------------------------------------------------------------------------------
+def copy_first_passage(body: dict) -> Reply:
+    """A faithful LLM: the first sentence of passage [1], cited."""
+    import re
+
+    first = re.search(r"^\[1\] [^\n]*\n([^\n]*)", prompt_text(body), re.M).group(1)
+    return Reply(re.split(r"(?<=[。！？])", first)[0] + "[1]")
+
+
+def test_eval_with_the_llm_scores_sentences_and_catches_made_up_ones(seed_dir, llm, script, monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from service.cli import cli
+
+    for key, value in {"WENDA_LLM_BASE_URL": llm.url, "WENDA_LLM_MODEL": "fake-model", "WENDA_LLM_TIMEOUT": "1",
+                       "WENDA_LLM_MAX_RETRIES": "0", "WENDA_LLM_SKIP_SHARE": "0"}.items():
+        monkeypatch.setenv(key, value)
+    script(copy_first_passage)
+    r = CliRunner().invoke(cli, ["--index-dir", str(seed_dir), "eval", "--answerer", "llm", "--limit", "3",
+                                 "--out", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    result = json.loads((tmp_path / "seed-limit3-llm.json").read_text(encoding="utf-8"))
+    # Each answer is the whole first sentence of paragraph 4 (gold inside, F1 low: the
+    # sentence is long); every sentence is kept; each made-up variant is caught.
+    assert (result["questions"], result["answers"]["by_llm"], result["answers"]["contains_gold"]) == (3, 1.0, 1.0)
+    assert result["answers"]["f1"] == pytest.approx(0.0408, abs=1e-4)
+    assert (result["sentences"], result["fallbacks"]) == (
+        {"total": 3, "supported": 3, "supported_share": 1.0, "dropped_because": {}}, {})
+    assert result["caught"] == {"figure_mutants": 3, "figure_caught": 3, "citation_mutants": 3, "citation_caught": 3,
+                                "caught_share": 1.0}
+    assert "| made-up sentences caught | 1.000 |" in r.stdout
+    assert r.stdout.splitlines()[-1] == f"wrote {tmp_path / 'seed-limit3-llm.json'}"
