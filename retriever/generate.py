@@ -59,6 +59,7 @@ _MARK = re.compile(r"\s*[\[［【]\s*(\d{1,3}(?:\s*[,，、]\s*\d{1,3})*)\s*[\]�
 _CJK = re.compile(r"[\u3400-\u9fff]")
 _LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
 _CLOSERS = "”’」』）)\"'"
+_LIST_NUMBER = re.compile(r"\s*(?:\d{1,2}|[a-zA-Z])")  # "1. " or "a. " opening a list item is no full stop
 _EN_MULTIPLIER = re.compile(r"(\d+(?:[,，]\d{3})*(?:\.\d+)?)\s*(thousand|million|billion)\b", re.I)
 _EN_SCALE = {"thousand": 1e3, "million": 1e6, "billion": 1e9}
 _ZH_NUM = "〇零一二两三四五六七八九十"
@@ -287,7 +288,8 @@ def split_reply(text: str) -> list[str]:
     pos, i, n = 0, 0, len(text)
     while i < n:
         c = text[i]
-        is_end = c in "。！？!?\n" or (c == "." and (i + 1 == n or text[i + 1].isspace()))
+        is_end = c in "。！？!?\n" or (c == "." and (i + 1 == n or text[i + 1].isspace())
+                                         and not _LIST_NUMBER.fullmatch(text[text.rfind("\n", 0, i) + 1:i]))
         if not is_end:
             i += 1
             continue
@@ -486,10 +488,10 @@ def _quote(p: Passage, claim: str, values: set[float], names: list[str], score: 
 
 def is_refusal(reply: str) -> bool:
     """True when the reply says the passages do not answer (the marker, or
-    such a sentence with no passage cited)."""
+    words to that effect) and cites nothing. A reply that also cites is
+    checked sentence by sentence instead: its uncited refusal sentence is
+    dropped, its cited sentences may stand."""
     text = reply.strip()
-    if NOT_IN_ARTICLES in text.upper().replace(" ", "_"):
-        return True
     return bool(_REFUSAL.search(text)) and not cited_numbers(text)
 
 
@@ -670,9 +672,12 @@ def checked(prepared: Prepared, reply: str) -> GeneratedAnswer:
 
 
 def _join(sentences) -> str:
+    """Sentences back into text: a list item on its own line, a space between English sentences."""
     out = ""
     for s in sentences:
-        if out and (out[-1].isascii() and out[-1] not in "\n") and s[:1].isascii():
+        if out and re.match(r"(?:\d{1,2}|[a-zA-Z])\.\s|[-•*]\s", s):
+            out += "\n"
+        elif out and out[-1].isascii() and s[:1].isascii():
             out += " "
         out += s
     return out

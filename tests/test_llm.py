@@ -545,3 +545,15 @@ def test_eval_with_the_llm_scores_sentences_and_catches_made_up_ones(seed_dir, l
                                 "caught_share": 1.0}
     assert "| made-up sentences caught | 1.000 |" in r.stdout
     assert r.stdout.splitlines()[-1] == f"wrote {tmp_path / 'seed-limit3-llm.json'}"
+
+
+def test_list_items_and_partial_refusals():
+    from retriever.generate import is_refusal, split_reply
+
+    from retriever.generate import _join
+
+    items = split_reply("1. 湖北配备4777人[1]\n2. 录取1538人[1]")
+    assert (items, _join(items)) == (["1. 湖北配备4777人[1]", "2. 录取1538人[1]"], "1. 湖北配备4777人[1]\n2. 录取1538人[1]")
+    assert _join(["It was 99.89% [1].", "It rose [2]."]) == "It was 99.89% [1]. It rose [2]."
+    assert [is_refusal(r) for r in ("NOT_IN_ARTICLES", " NOT IN THE ARTICLES.", "资料中没有提及江西的满意率。",
+                                    "福建为99.89%[1]。江西的满意率NOT_IN_ARTICLES。")] == [True, True, True, False]
