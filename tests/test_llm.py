@@ -557,3 +557,10 @@ def test_list_items_and_partial_refusals():
     assert _join(["It was 99.89% [1].", "It rose [2]."]) == "It was 99.89% [1]. It rose [2]."
     assert [is_refusal(r) for r in ("NOT_IN_ARTICLES", " NOT IN THE ARTICLES.", "资料中没有提及江西的满意率。",
                                     "福建为99.89%[1]。江西的满意率NOT_IN_ARTICLES。")] == [True, True, True, False]
+
+
+def test_a_stream_that_stalls_past_the_timeout_falls_back(wenda, script):
+    script(lambda body: Reply(GOOD.format(n=1), chunk_delay=TIMEOUT + 0.5))
+    deltas, data = ask_stream(wenda, {"question": FUJIAN})
+    assert (deltas, data["answerer"], data["fallback"]) == (
+        [], "extractive", FAILED.format("no answer within 1 s (WENDA_LLM_TIMEOUT)"))
