@@ -240,5 +240,7 @@ def test_the_page_shows_a_checked_llm_answer(seed_index, tmp_path, page):
                 f"删去 1 句无出处支持的句子 removed 1 unsupported: “全省共开通热线5000条[{n}]。”（the figure 5000 is not in [{n}]）")
             expect(page.locator("#citations .card h3").first).to_contain_text(f"[{n}] ")
             expect(page.locator("#citations .card .para").first).to_contain_text(FUJIAN_QUOTE)
+            # The words streamed in first: the page asked for a stream.
+            assert llm.requests[0]["body"]["stream"] is True
     finally:
         llm.stop()

@@ -55,6 +55,55 @@ async function api(path, options = {}) {
   return { ok: response.ok, status: response.status, data };
 }
 
+// /v1/ask with stream: true. The LLM's words go to onDelta as they come
+// (unchecked); the result is the final `answer` event, shaped like api()'s.
+// Errors are answered before the stream starts, as plain JSON.
+async function askStream(body, onDelta) {
+  const headers = { Accept: "text/event-stream", "Content-Type": "application/json" };
+  const key = apiKey();
+  if (key) headers.Authorization = `Bearer ${key}`;
+  let response;
+  try {
+    response = await fetch("/v1/ask", { method: "POST", headers, body: JSON.stringify({ ...body, stream: true }) });
+  } catch (err) {
+    return { ok: false, status: 0, data: { detail: "无法连接服务。Cannot reach the service." } };
+  }
+  if (!response.ok || !(response.headers.get("content-type") || "").startsWith("text/event-stream")) {
+    let data = null;
+    try {
+      data = await response.json();
+    } catch (err) {
+      data = { detail: `${response.status} ${response.statusText}` };
+    }
+    return { ok: false, status: response.status, data };
+  }
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  let streamed = "";
+  let final = null;
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true });
+    let cut;
+    while ((cut = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 2);
+      const name = (block.match(/^event: (.*)$/m) || [])[1];
+      const data = (block.match(/^data: (.*)$/m) || [])[1];
+      if (name === "delta") {
+        streamed += JSON.parse(data).text;
+        onDelta(streamed);
+      } else if (name === "answer") {
+        final = JSON.parse(data);
+      }
+    }
+  }
+  if (!final) return { ok: false, status: 0, data: { detail: "回答中断。The answer stream ended early." } };
+  return { ok: true, status: 200, data: final };
+}
+
 // ---- status ------------------------------------------------------------------------
 function showBanner(text) {
   const banner = $("status");
@@ -272,7 +321,15 @@ async function ask(event) {
   const body = { question };
   if ($("mode").value) body.mode = $("mode").value;
   if (turns.length) body.history = turns.slice(-20).map((t) => t.question);
-  const { ok, status, data } = await api("/v1/ask", { method: "POST", body });
+  // The LLM's words appear as they come, marked as a draft; the checked answer replaces them.
+  const { ok, status, data } = await askStream(body, (draft) => {
+    $("result").hidden = false;
+    $("understood").hidden = true;
+    $("answer").className = "answer draft";
+    $("answer").textContent = draft;
+    $("answer-meta").textContent = "核对出处中… checking the sources…";
+    $("citations").replaceChildren();
+  });
   button.disabled = false;
   if (ok) {
     showMessage("");
