@@ -568,7 +568,8 @@ class GenerativeAnswerer:
         messages = build_messages(prepared.question, [p for _, p in prepared.passages])
         try:
             message = self.chat.invoke(messages)
-            if message.additional_kwargs.get("refusal"):
+            if message.additional_kwargs.get("refusal") or message.response_metadata.get("finish_reason") == \
+                    "content_filter":
                 return refusal(prepared)
             reply = _text(message.content)
         except _failures() as exc:

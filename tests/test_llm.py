@@ -564,3 +564,18 @@ def test_a_stream_that_stalls_past_the_timeout_falls_back(wenda, script):
     deltas, data = ask_stream(wenda, {"question": FUJIAN})
     assert (deltas, data["answerer"], data["fallback"]) == (
         [], "extractive", FAILED.format("no answer within 1 s (WENDA_LLM_TIMEOUT)"))
+
+
+@pytest.mark.parametrize(("case", "reply", "fallback", "reason"), FALLBACKS, ids=[f[0] for f in FALLBACKS])
+def test_openai_client_gets_the_extractive_reply_and_why(wenda, plain, script, case, reply, fallback, reason):
+    from openai import OpenAI
+
+    messages = [{"role": "user", "content": FUJIAN}]
+    expected = post(plain, "/v1/chat/completions", {"messages": messages}).json()
+    script(reply)
+    client = OpenAI(base_url=f"{wenda}/v1", api_key="unused", max_retries=0, timeout=30)
+    completion = client.chat.completions.create(model="wenda", messages=messages)
+    assert completion.choices[0].message.content == f"（{fallback}）\n\n{expected['choices'][0]['message']['content']}"
+    extra = completion.model_extra
+    assert (extra["answerer"], extra["fallback"], extra["answerable"]) == ("extractive", fallback, expected["answerable"])
+    assert without_markers(extra["citations"]) == expected["citations"]
