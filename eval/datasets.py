@@ -199,7 +199,7 @@ def squad_questions(data: dict) -> list[EvalQuestion]:
 
 
 def load_public(name: str, data_dir: str | Path = DEFAULT_DATA_DIR, *, limit: int | None = None,
-                holdout: float = 0.0, seed: int = 13) -> EvalSet:
+                holdout: float = 0.0, seed: int = 13, sample: int | None = None) -> EvalSet:
     """A public benchmark as an EvalSet.
 
     Args:
@@ -212,7 +212,11 @@ def load_public(name: str, data_dir: str | Path = DEFAULT_DATA_DIR, *, limit: in
         holdout: share of contexts removed from the index; their questions
             become unanswerable (the abstention test on data with no
             unanswerable questions).
-        seed: the sample of held-out contexts.
+        seed: the sample of held-out contexts (and of ``sample``).
+        sample: ask a random sample of this many questions (fixed by
+            ``seed``, in the set's order); the index keeps every context, so
+            retrieval faces the same distractors as the full run and the
+            cached index is shared with it.
 
     Raises:
         CorpusError: unknown name or missing data file.
@@ -269,5 +273,9 @@ def load_public(name: str, data_dir: str | Path = DEFAULT_DATA_DIR, *, limit: in
     for a in articles:
         content.update(f"{a.article_id}\0{a.title}\0{a.text}\0".encode())
     fp = hashlib.sha256(json.dumps([name, hashes, limit, holdout, seed, content.hexdigest()]).encode()).hexdigest()[:16]
+    if sample is not None and sample < len(questions):
+        keep = sorted(random.Random(seed).sample(range(len(questions)), sample))
+        notes.append(f"a random sample of {sample} of the {len(questions)} questions (seed {seed})")
+        questions = [questions[i] for i in keep]
     suffix = f"-holdout{holdout:g}" if holdout else ""
     return EvalSet(f"{name}{suffix}", questions, articles, fp, notes)

@@ -43,6 +43,7 @@ def machine() -> str:
 def evaluate(*, dataset: str | None, evalset_path: str | None, default_index_dir: Path, corpus_dir: Path,
              embedder: Embedder, data_dir: Path, cache_root: Path, index_settings: IndexSettings,
              answerer_settings: AnswererSettings, modes=EVAL_MODES, limit: int | None = None,
+             sample: int | None = None,
              holdout: float = 0.0, baseline: bool = False, split: str | None = None,
              hybrid: HybridSettings | None = None, progress: bool = True, command: str = "",
              store: str | None = None) -> dict:
@@ -68,7 +69,7 @@ def evaluate(*, dataset: str | None, evalset_path: str | None, default_index_dir
         index_dir = default_index_dir
         articles = [a for a in iter_articles([corpus_dir]) if isinstance(a, Article)]
     else:
-        evalset = load_public(dataset, data_dir, limit=limit, holdout=holdout)
+        evalset = load_public(dataset, data_dir, limit=limit, holdout=holdout, sample=sample)
         index_dir = build_eval_index(evalset, cache_root, embedder, settings=index_settings, progress=progress)
         articles = evalset.articles
         if store is not None:

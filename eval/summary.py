@@ -10,6 +10,7 @@ eval/results) from the JSON files ``wenda eval`` left there.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -30,12 +31,17 @@ TARGETS = {"cmrc2018-dev": 0.98, "pool": 0.98, "drcd-dev": 0.95}
 
 
 def load(results_dir: Path) -> dict[str, dict]:
-    """Every ``<stem>.json`` that holds an evaluation, by stem."""
+    """Every ``<stem>.json`` that holds an evaluation, by stem; a run on a
+    random sample (``<set>-sample<N>``, ``wenda eval --sample N``) stands for
+    its set when it is the later run (its command and question count say so
+    in the tables)."""
     out = {}
     for path in sorted(results_dir.glob("*.json")):
         data = json.loads(path.read_text(encoding="utf-8"))
         if isinstance(data, dict) and "modes" in data:
-            out[path.stem] = data
+            name = re.sub(r"-sample\d+$", "", path.stem)
+            if name not in out or data.get("date", "") > out[name].get("date", ""):
+                out[name] = data
     return out
 
 

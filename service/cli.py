@@ -443,6 +443,8 @@ def _bench_scale(ctx, scale, backends, pg_url, queries, dataset, out_path, write
 @click.option("--modes", default="hybrid,fused,dense,bm25", show_default=True,
               help="Retrieval modes to compare (fused: hybrid without the evidence rerank).")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Only the first N questions.")
+@click.option("--sample", type=click.IntRange(1), default=None,
+              help="A public set's random sample of N questions (seed 13; every context stays indexed).")
 @click.option("--split", type=click.Choice(["tune", "test"]), default=None, help="Seed set half to run.")
 @click.option("--holdout", type=click.FloatRange(0, 0.9), default=0.0, show_default=True,
               help="Share of contexts removed from a public set's index (their questions become unanswerable).")
@@ -457,7 +459,8 @@ def _bench_scale(ctx, scale, backends, pg_url, queries, dataset, out_path, write
               help="llm: score the answers of the LLM at WENDA_LLM_BASE_URL (seed set or an eval file over the "
                    "current index), with the share of its sentences supported and of made-up ones caught.")
 @click.pass_context
-def eval_cmd(ctx, evalset, dataset, modes, limit, split, holdout, baseline, out_dir, fail_under, progress, answerer):
+def eval_cmd(ctx, evalset, dataset, modes, limit, sample, split, holdout, baseline, out_dir, fail_under, progress,
+             answerer):
     """Evaluate retrieval, answers, citations and abstention, per mode.
 
     Example: wenda eval --dataset cmrc2018-dev --fail-under recall@1=0.95
@@ -488,11 +491,11 @@ def eval_cmd(ctx, evalset, dataset, modes, limit, split, holdout, baseline, out_
         default_index_dir=engine.store if is_url(engine.store) else engine.index_dir,
         embedder=engine.embedder().inner, data_dir=s.data_dir, cache_root=s.eval_cache_dir,
         index_settings=engine.index_settings(), answerer_settings=engine.answerer_settings(), modes=mode_list,
-        limit=limit, holdout=holdout, baseline=public if baseline is None else baseline, split=split,
+        limit=limit, sample=sample, holdout=holdout, baseline=public if baseline is None else baseline, split=split,
         hybrid=engine.hybrid_settings(), progress=show, command="wenda eval " + " ".join(sys.argv[2:]),
         store=engine.store if public and is_url(engine.store) else None,
     )
-    stem = result["dataset"] + (f"-limit{limit}" if limit else "")
+    stem = result["dataset"] + (f"-limit{limit}" if limit else "") + (f"-sample{sample}" if sample else "")
     paths = write_outputs(result, Path(out_dir), stem)
     click.echo(render_table(result))
     click.echo(f"wrote {paths['json']}, {paths['markdown']}, {paths['plot']}, {paths['misses']}")
