@@ -173,14 +173,44 @@ def _render_answer(answer) -> None:
             click.echo(f"  [{c.title} · 第{c.paragraph}段] {text}")
 
 
+def _render_generated(answer) -> None:
+    """An LLM answer: its sentences with their [n], one line per citation;
+    on stderr, why the extractive answer is shown or which sentences were dropped."""
+    if answer.fallback:
+        click.echo(f"Note: {answer.fallback}", err=True)
+    for s in answer.sentences:
+        if not s.supported:
+            click.echo(f"Dropped: {s.text} ({s.reason})", err=True)
+    if answer.answerer != "llm":
+        _render_answer(answer)
+        return
+    click.echo(answer.answer)
+    for marker, c in zip(answer.markers, answer.citations):
+        click.echo(f"[{marker}] [{c.title} · 第{c.paragraph}段] “{c.quote}”")
+    if answer.related:
+        click.echo("Related passages (not an answer):")
+        for c in answer.related:
+            click.echo(f"  [{c.title} · 第{c.paragraph}段] {c.quote[:80]}{'…' if len(c.quote) > 80 else ''}")
+
+
 @_query_command
-def ask(ctx, question, k, mode, as_json):
+@click.option("--answerer", type=click.Choice(["auto", "extractive", "llm"]), default="auto", show_default=True,
+              help="Who writes the answer: the LLM of WENDA_LLM_BASE_URL (every sentence checked against its "
+                   "citation), the extractive answerer, or auto (the LLM when one is configured).")
+def ask(ctx, question, k, mode, as_json, answerer):
     """Answer a question with a citation of the source paragraph.
 
     Example: wenda ask "福建12345热线的群众满意率是多少？"
     """
     engine = _engine(ctx)
     _ensure_index(engine)
+    if engine.uses_llm(answerer):
+        answer = engine.ask_llm(question, k=k, mode=mode)
+        if as_json:
+            _dump(answer.to_dict())
+        else:
+            _render_generated(answer)
+        return
     answer = engine.ask(question, k=k, mode=mode)
     if as_json:
         _dump(answer.to_dict())
@@ -425,14 +455,21 @@ def _bench_scale(ctx, scale, backends, pg_url, queries, dataset, out_path, write
 @click.option("--fail-under", "fail_under", multiple=True, metavar="[MODE.]METRIC=VALUE",
               help="Exit 1 if a figure is below VALUE, e.g. recall@1=0.9 or dense.f1=0.5.")
 @click.option("--progress/--no-progress", default=None, help="Progress bars (default: on a terminal).")
+@click.option("--answerer", type=click.Choice(["extractive", "llm"]), default="extractive", show_default=True,
+              help="llm: score the answers of the LLM at WENDA_LLM_BASE_URL (seed set or an eval file over the "
+                   "current index), with the share of its sentences supported and of made-up ones caught.")
 @click.pass_context
-def eval_cmd(ctx, evalset, dataset, modes, limit, sample, split, holdout, baseline, out_dir, fail_under, progress):
+def eval_cmd(ctx, evalset, dataset, modes, limit, sample, split, holdout, baseline, out_dir, fail_under, progress,
+             answerer):
     """Evaluate retrieval, answers, citations and abstention, per mode.
 
     Example: wenda eval --dataset cmrc2018-dev --fail-under recall@1=0.95
     """
     from pathlib import Path
 
+    if answerer == "llm":
+        _eval_llm(ctx, evalset, dataset, limit, split, Path(out_dir))
+        return
     _require_matplotlib("eval")
     from eval.report import check_fail_under, render_table, write_outputs
     from ingest.backend import is_url
@@ -468,6 +505,30 @@ def eval_cmd(ctx, evalset, dataset, modes, limit, sample, split, holdout, baseli
         raise click.BadParameter(str(exc), param_hint="--fail-under") from None
     if failures:
         raise click.ClickException("quality gate failed: " + "; ".join(failures))
+
+
+def _eval_llm(ctx, evalset, dataset, limit, split, out_dir) -> None:
+    """``wenda eval --answerer llm``: the seed set (or an eval file) through the LLM answerer."""
+    from eval.datasets import SEED_SET, load_seed
+    from eval.llm import evaluate_llm, render_llm_table
+
+    if dataset not in (None, "seed"):
+        raise click.BadParameter("--answerer llm runs on the seed set or an eval file over the current index; "
+                                 "public sets need their own index (not supported yet).", param_hint="--dataset")
+    engine = _engine(ctx)
+    engine.uses_llm("llm")  # no LLM configured: one line, exit 1
+    _ensure_index(engine)
+    evalset_ = load_seed(evalset or SEED_SET)
+    questions = [q for q in evalset_.questions if split is None or q.split == split][:limit]
+    result = evaluate_llm(questions, engine.ask_llm, name=evalset_.name,
+                          on_question=lambda i, n: click.echo(f"{i}/{n}", err=True) if i % 10 == 0 or i == n else None)
+    result["model"] = engine.settings.llm_model
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"{evalset_.name}{'-' + split if split else ''}{f'-limit{limit}' if limit else ''}-llm"
+    path = out_dir / f"{stem}.json"
+    path.write_text(json.dumps(result, ensure_ascii=False, indent=2), encoding="utf-8")
+    click.echo(render_llm_table(result))
+    click.echo(f"wrote {path}")
 
 
 @cli.command()

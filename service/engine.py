@@ -22,19 +22,32 @@ from ingest.build import IndexSettings, IngestProgress, update_index
 from ingest.contract import check_compatible
 from ingest.dirstore.dense import DenseSettings
 from ingest.embedder import CachedEmbedder, EmbeddingCache, MemoryCache, load_embedder, model_id_for
-from ingest.errors import BadQueryError, IndexNotFoundError
+from ingest.errors import AnswererUnavailableError, BadQueryError, IndexNotFoundError
 from ingest.models import Article, Hit, IngestReport, Passage, SkippedFile
 from ingest.readers import count_articles, iter_articles
 from ingest.splitter import SplitterSettings
 from ingest.tokenize import TOKENIZER_ID
 from retriever.answer import Answer, AnswererSettings, ExtractiveAnswerer
+from retriever.followup import standalone
+from retriever.generate import (
+    GeneratedAnswer,
+    GenerativeAnswerer,
+    LlmConfig,
+    Prepared,
+    Token,
+    chat_model,
+    rewrite_question,
+)
 from retriever.index import IndexReader
 from retriever.live import Live, LiveIndex
-from retriever.search import HybridSettings, make_retriever
+from retriever.search import HybridSettings, check_query, make_retriever
 
 from .settings import Settings
 
 log = logging.getLogger("wenda")
+
+NO_LLM = ("No LLM is configured; set WENDA_LLM_BASE_URL and WENDA_LLM_MODEL (see the README's LLM section), "
+          "or ask with the extractive answerer.")
 
 #: The snapshot a request reads (kept under its old name for callers).
 Snapshot = Live
@@ -55,6 +68,7 @@ class Wenda:
         self._live: LiveIndex | None = None
         self._lock = threading.RLock()
         self._maintaining = threading.Lock()
+        self._chat = None
 
     # ---- parts ----------------------------------------------------------------
     @property
@@ -200,6 +214,93 @@ class Wenda:
                     snap.reader, mode=mode, settings=self.answerer_settings(),
                     hybrid=self.hybrid_settings())
             return snap.answerers[mode]
+
+    # ---- the LLM ------------------------------------------------------------------
+    def llm_config(self) -> LlmConfig | None:
+        """How to reach the LLM, or None when none is configured."""
+        s = self.settings
+        if not s.llm_base_url:
+            return None
+        key = s.llm_api_key.get_secret_value() if s.llm_api_key is not None else None
+        return LlmConfig(s.llm_base_url, s.llm_model or "", key or None, timeout=s.llm_timeout,
+                         max_tokens=s.llm_max_tokens, max_retries=s.llm_max_retries)
+
+    def uses_llm(self, answerer: str | None) -> bool:
+        """Whether a question goes to the LLM: "auto" (or None) when one is
+        configured, "llm" always, "extractive" never.
+
+        Raises:
+            AnswererUnavailableError: "llm" asked for and none configured.
+        """
+        if answerer == "llm" and self.llm_config() is None:
+            raise AnswererUnavailableError(NO_LLM)
+        return answerer != "extractive" and self.llm_config() is not None
+
+    def chat(self):
+        """The LangChain chat model (one per engine; it pools connections)."""
+        with self._lock:
+            if self._chat is None:
+                config = self.llm_config()
+                if config is None:
+                    raise AnswererUnavailableError(NO_LLM)
+                self._chat = chat_model(config)
+            return self._chat
+
+    def prepare_llm(self, question: str, *, k: int | None = None,
+                    mode: str | None = None) -> tuple[GenerativeAnswerer, Prepared]:
+        """Retrieval and the extractive answer, read from one snapshot; the
+        LLM step that follows needs no index.
+
+        Raises:
+            BadQueryError: the question is unusable.
+            AnswererUnavailableError: no LLM is configured.
+        """
+        self._check_length(question)
+        s = self.settings
+        with self.reading() as snap:
+            generator = GenerativeAnswerer(self.answerer(snap, mode), self.chat(), passages=s.llm_passages,
+                                           skip_share=s.llm_skip_share, timeout=s.llm_timeout)
+            return generator, generator.prepare(question, k=k or s.top_k)
+
+    def ask_llm(self, question: str, *, k: int | None = None, mode: str | None = None) -> GeneratedAnswer:
+        """The LLM's answer, every sentence checked; the extractive one on any LLM failure."""
+        generator, prepared = self.prepare_llm(question, k=k, mode=mode)
+        return generator.complete(prepared)
+
+    def stream_llm(self, question: str, *, k: int | None = None,
+                   mode: str | None = None) -> Iterator[Token | GeneratedAnswer]:
+        """Tokens as the LLM writes them, then the checked answer. Retrieval
+        runs now, so a bad question raises here, before anything is sent."""
+        generator, prepared = self.prepare_llm(question, k=k, mode=mode)
+        return generator.stream(prepared)
+
+    def standalone(self, message: str, history: list[tuple[str, str]], *, answerer: str | None = None
+                   ) -> tuple[str, str | None]:
+        """The latest message of a conversation as a question that stands alone.
+
+        Args:
+            message: the latest user message.
+            history: the earlier turns, (role, text), oldest first.
+            answerer: as for ``uses_llm``; the LLM rewrites only when it would answer.
+
+        Returns:
+            (question, how): how is "llm", "rules", or None when unchanged.
+
+        Raises:
+            BadQueryError: the message is empty, overlong or content-free.
+        """
+        self._check_length(message)
+        check_query(message, 1)
+        previous = [text for role, text in history if role == "user"]
+        if not previous:
+            return message.strip(), None
+        if self.uses_llm(answerer):
+            rewritten = rewrite_question(self.chat(), history, message,
+                                         max_chars=self.settings.max_question_chars)
+            if rewritten:
+                return rewritten, "llm" if rewritten != message.strip() else None
+        rewritten = standalone(message, previous)
+        return rewritten, "rules" if rewritten != message.strip() else None
 
     # ---- writes -----------------------------------------------------------------
     def ingest(self, paths: Sequence[str | Path] | None = None, *, rebuild: bool = False,

@@ -39,7 +39,7 @@ BUNDLED_CORPUS = bundled_corpus()
 #: over HTTP, and an empty WENDA_API_KEY= is a mistake, not "no key".
 MIN_API_KEY_CHARS = 16
 #: Settings whose values never appear in a message.
-SECRET_SETTINGS = {"api_key"}
+SECRET_SETTINGS = {"api_key", "llm_api_key"}
 
 
 class SettingsError(WendaError):
@@ -119,6 +119,23 @@ class Settings(BaseSettings):
     rate_limit_asks: int = Field(600, ge=0, description="Questions (ask, search, chat) a client may send per "
                                  "minute, in bursts of up to that many; 0 turns the limit off.")
 
+    llm_base_url: str | None = Field(None, description="OpenAI-compatible endpoint for generative answers, "
+                                     "e.g. https://api.deepseek.com/v1 or http://127.0.0.1:11434/v1 (Ollama); "
+                                     "unset: extractive answers only.")
+    llm_model: str | None = Field(None, validate_default=True, description="Model name sent to WENDA_LLM_BASE_URL (required with it), "
+                                  "e.g. deepseek-chat, qwen-plus, qwen2.5:7b.")
+    llm_api_key: SecretStr | None = Field(None, description="Key for WENDA_LLM_BASE_URL (never logged or shown); "
+                                          "unset for local servers that need none.")
+    llm_timeout: float = Field(30.0, gt=0, le=600, description="Seconds to wait for the LLM (per request, and "
+                               "between streamed tokens); past it wenda shows the extractive answer.")
+    llm_max_tokens: int = Field(512, ge=16, le=32_000, description="Most tokens the LLM may write per answer.")
+    llm_max_retries: int = Field(1, ge=0, le=10, description="Retries of a failed LLM request (timeouts, 5xx) "
+                                 "before falling back to the extractive answer.")
+    llm_passages: int = Field(5, ge=1, le=20, description="Retrieved passages numbered in the LLM's prompt.")
+    llm_skip_share: float = Field(0.5, ge=0, le=1, description="Do not ask the LLM when the extractive "
+                                  "answerability model refuses with a confidence under this share of its "
+                                  "threshold (a confident refusal); 0 always asks.")
+
     @field_validator("dense_flat_below")
     @classmethod
     def _below_ivf_min(cls, value: int, info) -> int:
@@ -126,6 +143,23 @@ class Settings(BaseSettings):
         if ivf_min is not None and value > ivf_min:
             raise PydanticCustomError("flat_below", "must not exceed WENDA_DENSE_IVF_MIN ({ivf_min})",
                                       {"ivf_min": ivf_min})
+        return value
+
+    @field_validator("llm_model")
+    @classmethod
+    def _model_with_url(cls, value: str | None, info) -> str | None:
+        if value is not None and not value.strip():
+            raise PydanticCustomError("llm_model_empty", "is empty; name the model, e.g. deepseek-chat")
+        if value is None and info.data.get("llm_base_url"):
+            raise PydanticCustomError("llm_model_missing", "must be set when WENDA_LLM_BASE_URL is set ({url})",
+                                      {"url": info.data["llm_base_url"]})
+        return value
+
+    @field_validator("llm_base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise PydanticCustomError("llm_url", "must be an http:// or https:// URL, e.g. http://127.0.0.1:11434/v1")
         return value
 
     @field_validator("api_key")

@@ -588,17 +588,24 @@ def _raise_not_found(seed_index, tmp_path):
     return r, "No passage 'nope:1'; passage ids look like '<article_id>:<paragraph>'."
 
 
+def _raise_no_llm(seed_index, tmp_path):
+    r = TestClient(create_app(settings_for(seed_index))).post("/v1/ask", json={"question": FUJIAN, "answerer": "llm"})
+    return r, ("No LLM is configured; set WENDA_LLM_BASE_URL and WENDA_LLM_MODEL (see the README's LLM section), "
+               "or ask with the extractive answerer.")
+
+
 #: Each core error, raised by a real request: how, and the status it gets.
 REAL_ROUTES = {
     core_errors.BadQueryError: (_raise_bad_query, 422), core_errors.CorpusError: (_raise_corpus, 422),
     core_errors.NotFoundError: (_raise_not_found, 404), core_errors.IndexNotFoundError: (_raise_no_index, 503),
     core_errors.IndexMismatchError: (_raise_mismatch, 503), core_errors.IndexBusyError: (_raise_busy, 503),
     core_errors.ModelUnavailableError: (_raise_no_model, 503),
+    core_errors.AnswererUnavailableError: (_raise_no_llm, 503),
 }
 #: Raised where no request reaches: settings are checked when the server starts
 #: (tests/test_cli.py), EmptyCorpusError only by file ingest (an API article is
-#: checked before it is written), AnswererUnavailableError by no code today.
-NO_ROUTE = {SettingsError, core_errors.EmptyCorpusError, core_errors.AnswererUnavailableError}
+#: checked before it is written).
+NO_ROUTE = {SettingsError, core_errors.EmptyCorpusError}
 
 
 def test_every_error_class_has_a_status_and_a_route_or_a_reason():

@@ -24,7 +24,13 @@ KEY = "schema-key-0123456789"
 
 
 def _settings(index_dir: Path, corpus_dir: Path):
-    return load_settings(index_dir=index_dir, corpus_dir=corpus_dir, api_key=KEY)
+    # An LLM that is configured but never answers (nothing listens on port 9):
+    # every ask goes the LLM way and must fall back, never 5xx; and answerer
+    # 'llm' is a valid request here (without an LLM it is a 503 by design,
+    # tests/test_api.py).
+    return load_settings(index_dir=index_dir, corpus_dir=corpus_dir, api_key=KEY,
+                         llm_base_url="http://127.0.0.1:9/v1", llm_model="unreachable", llm_max_retries=0,
+                         llm_timeout=2)
 
 
 # The schema does not depend on the index, so it is read at collection time

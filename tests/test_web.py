@@ -195,3 +195,52 @@ def test_the_api_docs_work_offline(server, browser):
     p.screenshot(path=str(ARTIFACTS / "docs.png"))
     context.close()
     assert requests and all(u.startswith(server) for u in requests), requests
+
+
+def test_the_page_keeps_a_conversation(server, page):
+    from playwright.sync_api import expect
+
+    page.goto(server)
+    page.fill("#question", FUJIAN)
+    page.click("#ask-button")
+    expect(page.locator("#answer")).not_to_be_empty()
+    expect(page.locator("#conversation-box")).to_be_hidden()
+    page.fill("#question", "那江西呢？")
+    page.click("#ask-button")
+    expect(page.locator("#understood")).to_have_text("问题理解为 Understood as：江西12345热线的群众满意率是多少？")
+    expect(page.locator("#conversation li")).to_have_count(1)
+    expect(page.locator("#conversation li .q")).to_have_text(FUJIAN)
+    page.screenshot(path=str(ARTIFACTS / "web-conversation.png"), full_page=True)
+    page.click("#new-conversation")
+    expect(page.locator("#conversation-box")).to_be_hidden()
+    page.fill("#question", "那江西呢？")
+    page.click("#ask-button")
+    expect(page.locator("#understood")).to_be_hidden()
+
+
+def test_the_page_shows_a_checked_llm_answer(seed_index, tmp_path, page):
+    from playwright.sync_api import expect
+
+    from fake_llm import FakeLLM, Reply, passage_number
+
+    made_up = "福建12345热线的群众满意率为99.89%[{n}]。全省共开通热线5000条[{n}]。"
+    llm = FakeLLM(lambda body: Reply(made_up.format(n=passage_number(body, "群众满意率99.89%")))).start()
+    idx = tmp_path / "index"
+    shutil.copytree(seed_index, idx)
+    try:
+        with live_server(load_settings(index_dir=idx, corpus_dir=SEEDS, llm_base_url=llm.url, llm_model="fake",
+                                       llm_skip_share=0)) as url:
+            page.goto(url)
+            page.fill("#question", FUJIAN)
+            page.click("#ask-button")
+            expect(page.locator("#answer")).not_to_be_empty()
+            n = passage_number(llm.requests[0]["body"], "群众满意率99.89%")
+            expect(page.locator("#answer")).to_have_text(f"福建12345热线的群众满意率为99.89%[{n}]。")
+            expect(page.locator("#answer-meta")).to_contain_text(
+                f"删去 1 句无出处支持的句子 removed 1 unsupported: “全省共开通热线5000条[{n}]。”（the figure 5000 is not in [{n}]）")
+            expect(page.locator("#citations .card h3").first).to_contain_text(f"[{n}] ")
+            expect(page.locator("#citations .card .para").first).to_contain_text(FUJIAN_QUOTE)
+            # The words streamed in first: the page asked for a stream.
+            assert llm.requests[0]["body"]["stream"] is True
+    finally:
+        llm.stop()

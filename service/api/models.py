@@ -26,9 +26,15 @@ def _whole_number(value: object) -> object:
 
 
 Mode = Literal["hybrid", "dense", "bm25"]
+AnswererChoice = Literal["auto", "extractive", "llm"]
+ANSWERER_HELP = ("Who writes the answer: 'llm' (the configured LLM, every sentence checked against its citation), "
+                 "'extractive' (no LLM), or 'auto' (the LLM when WENDA_LLM_BASE_URL is set; the default).")
 K = Annotated[int, Field(ge=1, le=100, strict=False, description="Number of hits (1-100; default WENDA_TOP_K)."),
               BeforeValidator(_whole_number)]
 MAX_META_CHARS = 2000
+#: Most earlier questions a conversation on /v1/ask may carry (the follow-up
+#: rules read only the chain of questions; 20 is far more than a page keeps).
+MAX_HISTORY = 20
 
 
 # ---- text checks ------------------------------------------------------------------
@@ -127,6 +133,14 @@ def query_models(max_question_chars: int) -> QueryModels:
         question: question
         k: K | None = None
         mode: Mode | None = Field(None, description="Retrieval mode (default WENDA_MODE, hybrid).")
+        answerer: AnswererChoice | None = Field(None, description=ANSWERER_HELP)
+        history: Annotated[list[question], Field(max_length=MAX_HISTORY)] | None = Field(
+            None, description="The earlier questions of a conversation, oldest first: `question` is then read "
+                              "as a follow-up (那江西呢？) and the standalone question answered comes back as "
+                              "`question`, with `rewritten_by`.")
+        stream: StrictBool | None = Field(False, description="Send server-sent events: `delta` (the LLM's text "
+                                          "as it comes, unchecked), then `answer` (the checked answer, which "
+                                          "replaces it), then `done`.")
 
     class SearchRequest(BaseModel):
         """A query for ``POST /v1/search``."""
@@ -157,6 +171,18 @@ class CitationOut(BaseModel):
     score: float
     answer_start: int | None = None
     answer_end: int | None = None
+    marker: int | None = Field(None, description="LLM answers: the [n] that cites it in `answer` (the passage's "
+                                                 "number in the prompt); absent for extractive answers.")
+
+
+class SentenceOut(BaseModel):
+    """One sentence of the LLM's reply and the check on it."""
+
+    text: str = Field(description="The sentence as the LLM wrote it, its [n] marks included.")
+    cited: list[int] = Field(description="The passage numbers it cites.")
+    supported: bool = Field(description="Every check passed; only supported sentences are in `answer`.")
+    reason: str | None = Field(description="Why it is not supported (e.g. 'the figure 5000 is not in [1]').")
+    citations: list[int] = Field(description="Indexes in `citations` of the passage sentences that support it.")
 
 
 class AskResponse(BaseModel):
@@ -175,6 +201,15 @@ class AskResponse(BaseModel):
     citations: list[CitationOut]
     related: list[CitationOut] = Field(default_factory=list, description="On a refusal, the closest passages: "
                                        "related to the question, but not an answer.")
+    rewritten_by: Literal["llm", "rules"] | None = Field(None, description="Present when `history` was sent: "
+                                                         "how the follow-up was made standalone (`question` is "
+                                                         "then the standalone question), or null.")
+    answerer: Literal["extractive", "llm"] | None = Field(None, description="Present when an LLM was asked: "
+                                                          "who wrote the answer shown.")
+    fallback: str | None = Field(None, description="Present when an LLM was asked: why the extractive answer "
+                                                   "is shown instead (LLM error, nothing supported...), or null.")
+    sentences: list[SentenceOut] | None = Field(None, description="Present when an LLM was asked: each sentence "
+                                                "of its reply and whether its citation supports it.")
     took_ms: float
 
 
@@ -348,8 +383,11 @@ class ChatRequest(BaseModel):
 
     model: Annotated[str, Field(max_length=200, description="Echoed back; wenda has one answerer."),
                      AfterValidator(_optional_meta)] = "wenda"
-    messages: Annotated[list[ChatMessage], Field(min_length=1)]
+    messages: Annotated[list[ChatMessage], Field(min_length=1, description="The whole conversation; the last "
+                                                 "user message is the question, made standalone from the "
+                                                 "earlier ones (那江西呢？ after a question about 福建).")]
     stream: StrictBool | None = Field(False, description="Stream the reply as server-sent events.")
+    answerer: AnswererChoice | None = Field(None, description=ANSWERER_HELP)
 
 
 class ChatReply(BaseModel):
@@ -374,6 +412,13 @@ class ChatCompletion(BaseModel):
     choices: list[ChatChoice]
     answerable: bool
     citations: list[CitationOut]
+    question: str = Field(description="The question answered: the last user message, made standalone from "
+                                      "the conversation when it is a follow-up.")
+    rewritten_by: Literal["llm", "rules"] | None = Field(None, description="How the follow-up was made "
+                                                         "standalone, or null when it was not rewritten.")
+    answerer: Literal["extractive", "llm"] | None = None
+    fallback: str | None = None
+    sentences: list[SentenceOut] | None = None
 
 
 _ERROR_DESCRIPTIONS = {

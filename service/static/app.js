@@ -55,6 +55,55 @@ async function api(path, options = {}) {
   return { ok: response.ok, status: response.status, data };
 }
 
+// /v1/ask with stream: true. The LLM's words go to onDelta as they come
+// (unchecked); the result is the final `answer` event, shaped like api()'s.
+// Errors are answered before the stream starts, as plain JSON.
+async function askStream(body, onDelta) {
+  const headers = { Accept: "text/event-stream", "Content-Type": "application/json" };
+  const key = apiKey();
+  if (key) headers.Authorization = `Bearer ${key}`;
+  let response;
+  try {
+    response = await fetch("/v1/ask", { method: "POST", headers, body: JSON.stringify({ ...body, stream: true }) });
+  } catch (err) {
+    return { ok: false, status: 0, data: { detail: "无法连接服务。Cannot reach the service." } };
+  }
+  if (!response.ok || !(response.headers.get("content-type") || "").startsWith("text/event-stream")) {
+    let data = null;
+    try {
+      data = await response.json();
+    } catch (err) {
+      data = { detail: `${response.status} ${response.statusText}` };
+    }
+    return { ok: false, status: response.status, data };
+  }
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  let streamed = "";
+  let final = null;
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true });
+    let cut;
+    while ((cut = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 2);
+      const name = (block.match(/^event: (.*)$/m) || [])[1];
+      const data = (block.match(/^data: (.*)$/m) || [])[1];
+      if (name === "delta") {
+        streamed += JSON.parse(data).text;
+        onDelta(streamed);
+      } else if (name === "answer") {
+        final = JSON.parse(data);
+      }
+    }
+  }
+  if (!final) return { ok: false, status: 0, data: { detail: "回答中断。The answer stream ended early." } };
+  return { ok: true, status: 200, data: final };
+}
+
 // ---- status ------------------------------------------------------------------------
 function showBanner(text) {
   const banner = $("status");
@@ -139,7 +188,7 @@ function citationCard(citation, index) {
   const para = el("p", { class: "para" }, el("mark", { class: "quote", text: citation.quote }));
   const card = el("li", { class: "card", tabindex: "0", role: "button", "data-article": citation.article_id,
     "data-paragraph": String(citation.paragraph), title: "查看全文 Read the article" },
-  el("h3", {}, `[${index + 1}] `, citation.title), where, para);
+  el("h3", {}, `[${citation.marker || index + 1}] `, citation.title), where, para);
   const open = () => openArticle(citation, card);
   card.addEventListener("click", open);
   card.addEventListener("keydown", (event) => {
@@ -155,8 +204,43 @@ function citationCard(citation, index) {
   return card;
 }
 
+// ---- the conversation ------------------------------------------------------------------
+// Earlier turns of this page's conversation, oldest first: the standalone
+// question wenda answered and what it showed. Sent as `history`, so that a
+// follow-up (那江西呢？) is read against them.
+const turns = [];
+
+function renderConversation() {
+  const list = $("conversation");
+  list.replaceChildren();
+  turns.forEach((t) => list.append(el("li", {}, el("span", { class: "q", text: t.question }), " ",
+    el("span", { class: "a", text: t.answer }))));
+  $("conversation-box").hidden = turns.length === 0;
+}
+
+function newConversation() {
+  turns.length = 0;
+  renderConversation();
+  $("result").hidden = true;
+  $("question").value = "";
+  $("question").focus();
+}
+
+// Who wrote the answer and what the check did (LLM answers only).
+function checkNote(result) {
+  if (!result.answerer) return "";
+  if (result.fallback) return ` · ${result.fallback}`;
+  const dropped = (result.sentences || []).filter((s) => !s.supported);
+  const note = " · 由 LLM 撰写，每句已核对出处 written by the LLM, every sentence checked against its source";
+  return dropped.length ? `${note} · 删去 ${dropped.length} 句无出处支持的句子 removed ${dropped.length} unsupported: `
+    + dropped.map((s) => `“${s.text}”（${s.reason}）`).join(" ") : note;
+}
+
 function renderAnswer(result) {
   $("result").hidden = false;
+  const understood = $("understood");
+  understood.hidden = !result.rewritten_by;
+  understood.textContent = result.rewritten_by ? `问题理解为 Understood as：${result.question}` : "";
   const answer = $("answer");
   const list = $("citations");
   list.replaceChildren();
@@ -165,7 +249,7 @@ function renderAnswer(result) {
     answer.className = "answer none";
     answer.replaceChildren(el("strong", { text: "没有找到答案：资料中没有回答这个问题的内容。" }),
       el("strong", { class: "en", text: " No answer: the articles do not answer this question." }));
-    $("answer-meta").textContent = `用时 ${Math.round(result.took_ms)} ms`;
+    $("answer-meta").textContent = `用时 ${Math.round(result.took_ms)} ms${checkNote(result)}`;
     const related = result.related || [];
     heading.hidden = related.length === 0;
     heading.replaceChildren("相关段落（不是答案） ", el("span", { class: "en", text: "Related passages, not an answer" }));
@@ -177,7 +261,7 @@ function renderAnswer(result) {
   answer.textContent = result.answer;
   const shown = result.short_answer === null ? "原句 the supporting sentence · " : "";
   $("answer-meta").textContent =
-    `${shown}可信度 confidence ${result.confidence.toFixed(2)} · 用时 ${Math.round(result.took_ms)} ms`;
+    `${shown}可信度 confidence ${result.confidence.toFixed(2)} · 用时 ${Math.round(result.took_ms)} ms${checkNote(result)}`;
   heading.hidden = result.citations.length === 0;
   heading.replaceChildren("出处 ", el("span", { class: "en", text: "Sources" }));
   result.citations.forEach((c, i) => list.append(citationCard(c, i)));
@@ -236,11 +320,23 @@ async function ask(event) {
   showMessage("正在查找答案… Looking for the answer…");
   const body = { question };
   if ($("mode").value) body.mode = $("mode").value;
-  const { ok, status, data } = await api("/v1/ask", { method: "POST", body });
+  if (turns.length) body.history = turns.slice(-20).map((t) => t.question);
+  // The LLM's words appear as they come, marked as a draft; the checked answer replaces them.
+  const { ok, status, data } = await askStream(body, (draft) => {
+    $("result").hidden = false;
+    $("understood").hidden = true;
+    $("answer").className = "answer draft";
+    $("answer").textContent = draft;
+    $("answer-meta").textContent = "核对出处中… checking the sources…";
+    $("citations").replaceChildren();
+  });
   button.disabled = false;
   if (ok) {
     showMessage("");
+    renderConversation();
     renderAnswer(data);
+    turns.push({ question: data.question, answer: data.answerable ? data.answer : "没有找到答案 No answer" });
+    $("question").value = "";
     return;
   }
   $("result").hidden = true;
@@ -256,6 +352,7 @@ async function ask(event) {
 
 document.addEventListener("DOMContentLoaded", () => {
   $("ask-form").addEventListener("submit", ask);
+  $("new-conversation").addEventListener("click", newConversation);
   $("article-close").addEventListener("click", () => {
     $("article").hidden = true;
   });
