@@ -23,6 +23,8 @@ from service.settings import SettingsError, load_settings
 
 FUJIAN = "福建12345热线的群众满意率是多少？"
 FUJIAN_QUOTE = "全省12345热线共受理群众诉求537.2万件，按时办结率99.9%，反馈回复率100%，群众满意率99.89%。"
+# What wenda shows for FUJIAN: the clause (the candidate model ranks it above the bare figure).
+FUJIAN_ANSWER = "全省12345热线共受理群众诉求537.2万件，按时办结率99.9%，反馈回复率100%，群众满意率99.89%"
 FUJIAN_ARTICLE = "004_ef22c67862e0d2cc"
 QINGSONG_URL = "https://news.example.cn/2024/青松镇.html"
 QINGSONG = {"id": "qingsong-2024", "title": "青松镇推进银杏种植", "date": "2024-03-01", "source": "测试日报",
@@ -73,7 +75,7 @@ def test_ask_done_means_question(client, seed_dir):
     r = client.post("/v1/ask", json={"question": FUJIAN})
     assert r.status_code == 200
     data = r.json()
-    assert data["answer"] == "99.89%" and data["answerable"] is True
+    assert data["answer"] == FUJIAN_ANSWER and data["answerable"] is True
     assert isinstance(data.pop("took_ms"), float)
     [c] = data["citations"]
     assert (c["article_id"], c["paragraph"], c["passage_id"]) == (FUJIAN_ARTICLE, 15, f"{FUJIAN_ARTICLE}:15")
@@ -81,7 +83,7 @@ def test_ask_done_means_question(client, seed_dir):
     assert c["quote"] == FUJIAN_QUOTE
     article = client.get(f"/v1/articles/{FUJIAN_ARTICLE}").json()
     assert article["text"][c["start"]:c["end"]] == FUJIAN_QUOTE
-    assert article["text"][c["answer_start"]:c["answer_end"]] == "99.89%"
+    assert article["text"][c["answer_start"]:c["answer_end"]] == FUJIAN_ANSWER
     # The same object as 'wenda ask --json' on the same index.
     assert data == cli_json(seed_dir, "ask", FUJIAN)
 
@@ -89,7 +91,7 @@ def test_ask_done_means_question(client, seed_dir):
 def test_ask_with_k_and_mode(client):
     r = client.post("/v1/ask", json={"question": FUJIAN, "k": 1, "mode": "bm25"})
     assert r.status_code == 200
-    assert r.json()["answer"] == "99.89%"
+    assert r.json()["answer"] == FUJIAN_ANSWER
     # JSON Schema's integer: 3.0 is one.
     assert len(client.post("/v1/search", json={"query": FUJIAN, "k": 3.0}).json()["results"]) == 3
 
@@ -351,7 +353,7 @@ def test_add_ask_update_delete(writable):
         assert (data["articles_total"], data["passages_total"]) == (3, 44)
         # Searchable as soon as the call returns.
         answer = c.post("/v1/ask", json={"question": QINGSONG_Q}).json()
-        assert (answer["answer"], answer["citations"][0]["article_id"]) == ("8848棵", "qingsong-2024")
+        assert (answer["answer"], answer["citations"][0]["article_id"]) == ("今年青松镇新种植银杏树8848棵，全镇绿化覆盖率提高到百分之四十", "qingsong-2024")
         assert answer["citations"][0]["quote"] == "今年青松镇新种植银杏树8848棵，全镇绿化覆盖率提高到百分之四十。"
         shown = c.get("/v1/articles/qingsong-2024").json()
         assert (shown["title"], shown["date"], shown["source"], shown["url"]) == (
@@ -362,7 +364,7 @@ def test_add_ask_update_delete(writable):
         assert (again["added"], again["unchanged"], again["passages_embedded"]) == ([], ["qingsong-2024"], 0)
         changed = {**QINGSONG, "text": QINGSONG["text"].replace("8848", "9600")}
         assert c.post("/v1/articles", json=changed).json()["updated"] == ["qingsong-2024"]
-        assert c.post("/v1/ask", json={"question": QINGSONG_Q}).json()["answer"] == "9600棵"
+        assert c.post("/v1/ask", json={"question": QINGSONG_Q}).json()["answer"] == "今年青松镇新种植银杏树9600棵，全镇绿化覆盖率提高到百分之四十"
 
         r = c.delete("/v1/articles/qingsong-2024")
         assert r.status_code == 200
@@ -386,7 +388,7 @@ def test_a_write_survives_a_restart(writable):
         assert c.post("/v1/articles", json=QINGSONG).status_code == 200
     with TestClient(create_app(settings_for(writable))) as again:
         assert again.get("/v1/articles/qingsong-2024").json()["title"] == "青松镇推进银杏种植"
-        assert again.post("/v1/ask", json={"question": QINGSONG_Q}).json()["answer"] == "8848棵"
+        assert again.post("/v1/ask", json={"question": QINGSONG_Q}).json()["answer"] == "今年青松镇新种植银杏树8848棵，全镇绿化覆盖率提高到百分之四十"
 
 
 # ---- API key -------------------------------------------------------------------------------
@@ -408,7 +410,7 @@ def test_write_endpoints_need_the_key(writable, caplog):
         auth = {"Authorization": f"Bearer {key}"}
         assert c.post("/v1/articles", json=QINGSONG, headers=auth).status_code == 200
         # Reads stay open.
-        assert c.post("/v1/ask", json={"question": QINGSONG_Q}).json()["answer"] == "8848棵"
+        assert c.post("/v1/ask", json={"question": QINGSONG_Q}).json()["answer"] == "今年青松镇新种植银杏树8848棵，全镇绿化覆盖率提高到百分之四十"
         assert c.get("/v1/articles/qingsong-2024").status_code == 200
         assert c.delete("/v1/articles/qingsong-2024", headers=auth).status_code == 200
         schema = c.get("/openapi.json").json()
@@ -445,7 +447,7 @@ def test_two_apps_with_different_settings(seed_dir):
         assert r.status_code == 422
         assert r.json()["detail"] == ("body.question: The question is 19 characters; the limit is 10 "
                                       "(WENDA_MAX_QUESTION_CHARS).")
-        assert b.post("/v1/ask", json={"question": FUJIAN}).json()["answer"] == "99.89%"
+        assert b.post("/v1/ask", json={"question": FUJIAN}).json()["answer"] == FUJIAN_ANSWER
         assert a.delete("/v1/articles/nope").status_code == 401
         assert b.delete("/v1/articles/nope").status_code == 404
 
@@ -491,7 +493,7 @@ def test_no_index_and_no_corpus_starts_not_ready(tmp_path, warm_cache):
         # Adding an article creates the index; the service is ready at once.
         assert c.post("/v1/articles", json=QINGSONG).json()["articles_total"] == 1
         assert c.get("/readyz").json()["index"]["articles"] == 1
-        assert c.post("/v1/ask", json={"question": QINGSONG_Q}).json()["answer"] == "8848棵"
+        assert c.post("/v1/ask", json={"question": QINGSONG_Q}).json()["answer"] == "今年青松镇新种植银杏树8848棵，全镇绿化覆盖率提高到百分之四十"
 
 
 def test_no_index_builds_from_the_corpus_at_startup(tmp_path, warm_cache, caplog):
@@ -499,7 +501,7 @@ def test_no_index_builds_from_the_corpus_at_startup(tmp_path, warm_cache, caplog
     idx = fresh_index_dir(tmp_path / "auto", warm_cache)
     with TestClient(create_app(load_settings(index_dir=idx, corpus_dir=SEEDS))) as c:
         assert c.get("/readyz").json()["index"]["passages"] == 42
-        assert c.post("/v1/ask", json={"question": FUJIAN}).json()["answer"] == "99.89%"
+        assert c.post("/v1/ask", json={"question": FUJIAN}).json()["answer"] == FUJIAN_ANSWER
     messages = [r.getMessage() for r in caplog.records if r.name == "uvicorn.error.wenda"]
     assert messages == [f"No index at {idx}; building it from {SEEDS} ...", "Indexed 2 articles, 42 passages."]
 
@@ -636,7 +638,7 @@ def test_chat_completion(client):
     [choice] = data["choices"]
     assert (choice["index"], choice["finish_reason"], choice["message"]["role"]) == (0, "stop", "assistant")
     assert choice["message"]["content"] == (
-        "99.89% [1]\n\n[1] 吉林、江苏、福建、江西——把办实事任务要求落到实处（奋斗百年路 启航新征程·学党史 悟思想 办实事 开新局）"
+        FUJIAN_ANSWER + " [1]\n\n[1] 吉林、江苏、福建、江西——把办实事任务要求落到实处（奋斗百年路 启航新征程·学党史 悟思想 办实事 开新局）"
         f" · 福建：学习入脑入心，行动走深走实 · 第15段：“{FUJIAN_QUOTE}”")
     ask = client.post("/v1/ask", json={"question": FUJIAN}).json()
     assert data["citations"] == ask["citations"]
@@ -672,7 +674,7 @@ def test_chat_completion_stream(client):
     chunks = [json.loads(e) for e in events[:-1]]
     assert [c["object"] for c in chunks] == ["chat.completion.chunk"] * 3
     assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
-    assert chunks[1]["choices"][0]["delta"]["content"].startswith("99.89% [1]\n\n[1] ")
+    assert chunks[1]["choices"][0]["delta"]["content"].startswith(FUJIAN_ANSWER + " [1]\n\n[1] ")
     assert chunks[2]["choices"][0]["finish_reason"] == "stop"
     assert chunks[2]["citations"][0]["quote"] == FUJIAN_QUOTE
 

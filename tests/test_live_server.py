@@ -24,6 +24,8 @@ from service.settings import load_settings
 FUJIAN = "福建12345热线的群众满意率是多少？"
 KEY = "live-key-0123456789"  # WENDA_API_KEY needs 16 characters or more
 FUJIAN_QUOTE = "全省12345热线共受理群众诉求537.2万件，按时办结率99.9%，反馈回复率100%，群众满意率99.89%。"
+# What wenda shows for FUJIAN: the clause (the candidate model ranks it above the bare figure).
+FUJIAN_ANSWER = "全省12345热线共受理群众诉求537.2万件，按时办结率99.9%，反馈回复率100%，群众满意率99.89%"
 
 
 @contextlib.contextmanager
@@ -75,7 +77,7 @@ def test_openai_client_gets_the_answer_with_citations(server):
         model="wenda", messages=[{"role": "system", "content": "用中文回答。"}, {"role": "user", "content": FUJIAN}])
     assert completion.model == "wenda"
     content = completion.choices[0].message.content
-    assert content.startswith("99.89% [1]\n\n[1] ")
+    assert content.startswith(FUJIAN_ANSWER + " [1]\n\n[1] ")
     assert content.endswith(f"第15段：“{FUJIAN_QUOTE}”")
     assert completion.choices[0].finish_reason == "stop"
     [citation] = completion.model_extra["citations"]
@@ -91,7 +93,7 @@ def test_openai_client_streaming(server):
                                             messages=[{"role": "user", "content": FUJIAN}])
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks)
-    assert text.startswith("99.89% [1]")
+    assert text.startswith(FUJIAN_ANSWER + " [1]")
     assert chunks[-1].choices[0].finish_reason == "stop"
     assert {c.model for c in chunks} == {"any-name"}
 
@@ -164,7 +166,8 @@ def test_concurrent_asks_during_writes_see_old_or_new_never_a_mix(server):
                 assert http.post("/v1/articles", json=state, headers=auth).status_code == 200
             expected[fingerprint(http.post("/v1/ask", json={"question": QINGSONG_Q}).json())] = "ABX"[i]
     assert len(expected) == 3, "each state must answer differently"
-    assert {fp[0] for fp in expected} >= {"8848棵", "9600棵"}
+    assert {fp[0] for fp in expected} >= {"今年青松镇新种植银杏树8848棵，全镇绿化覆盖率提高到百分之四十",
+                                          "今年青松镇新种植银杏树9600棵，全镇绿化覆盖率提高到百分之四十"}
 
     # Each write waits until a reader has answered from the state it made, so
     # the readers are asking while the writes go on, on any machine, fast or

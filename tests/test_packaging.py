@@ -43,7 +43,7 @@ def test_a_non_editable_install_answers_the_quickstart(tmp_path):
     assert r.returncode == 0, r.stderr
     assert r.stderr.splitlines() == [f"No index at .wenda/index; building it from {shipped} ...",
                                      "Indexed 2 articles, 42 passages."]
-    assert r.stdout.splitlines()[0] == "4777人"
+    assert r.stdout.splitlines()[0] == "大学生乡村医生4777人"
     r = wenda("eval", "--limit", "3", "--modes", "bm25", "--out", "results")
     assert r.returncode == 0, r.stderr
     assert (work / "results" / "seed-limit3.json").is_file()

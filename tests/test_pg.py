@@ -35,7 +35,7 @@ def test_cli_on_postgresql_answers_as_the_index_dir(pg_url, tmp_path, warm_cache
     assert r.stdout.rstrip().endswith(f"Index: 2 articles, 42 passages at {pg_url}")
     from_dir = json.loads(_cli("--index-dir", str(idx), "ask", HUBEI, "--json").stdout)
     from_pg = json.loads(_cli("ask", HUBEI, "--json", "--store", pg_url).stdout)
-    assert from_pg["answer"] == from_dir["answer"] == "4777人"
+    assert from_pg["answer"] == from_dir["answer"] == "大学生乡村医生4777人"
     assert [(c["passage_id"], c["start"], c["end"], c["quote"]) for c in from_pg["citations"]] == [
         (c["passage_id"], c["start"], c["end"], c["quote"]) for c in from_dir["citations"]]
     info = _cli("--store", pg_url, "info", "--json")
@@ -82,7 +82,7 @@ def test_api_on_postgresql_and_a_busy_write(pg_url, warm_cache, tmp_path):
     settings = load_settings(store=pg_url, corpus_dir=SEEDS, index_dir=fresh_index_dir(tmp_path / "i", warm_cache))
     with TestClient(create_app(settings)) as client:  # builds the index from the corpus at start-up
         r = client.post("/v1/ask", json={"question": HUBEI})
-        assert (r.status_code, r.json()["answer"]) == (200, "4777人")
+        assert (r.status_code, r.json()["answer"]) == (200, "大学生乡村医生4777人")
         assert client.get("/readyz").json()["index"]["passages"] == 42
         body = {"id": "pg-new", "title": "测试", "text": "测试\n青松镇今年新种植银杏树8848棵。"}
         with psycopg.connect(pg_url, autocommit=True) as other:  # another writer holds the lock
@@ -93,7 +93,9 @@ def test_api_on_postgresql_and_a_busy_write(pg_url, warm_cache, tmp_path):
             503, {"detail": f"Another wenda process is writing to {pg_url}; try again in 5 s."}, "5")
         assert client.post("/v1/articles", json=body).json()["added"] == ["pg-new"]
         r = client.post("/v1/ask", json={"question": "青松镇今年新种植了多少棵银杏树？"})
-        assert r.json()["answer"] == "8848棵"
+        # (This database holds other articles than the API tests' index dir, so the
+        # candidate scores differ and here the short span clears 0.5.)
+        assert r.json()["answer"] == "银杏树8848棵"
         assert client.delete("/v1/articles/pg-new").status_code == 200
         assert client.get("/v1/articles/pg-new").status_code == 404
 
