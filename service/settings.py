@@ -89,7 +89,7 @@ class Settings(BaseSettings):
     answer_passages: int = Field(4, ge=1, le=20, description="Top passages the answerer looks at (listed as "
                                  "related on a refusal; their retrieval scores inform the answerability model).")
     read_passages: int = Field(2, ge=1, le=10, description="Of those, how many the span reader reads (about "
-                               "0.1-0.2 s each on 2 cores).")
+                               "0.3-0.7 s each for a long paragraph on one core).")
     min_confidence: float | None = Field(None, ge=0, le=1, description="Refuse when the answerability model's "
                                          "probability is under this; unset: the threshold tuned with the model.")
     min_confidence_crosslingual: float | None = Field(None, ge=0, le=1, description="The same for questions "
