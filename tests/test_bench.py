@@ -141,6 +141,7 @@ def test_omp_comparison_and_table(run):
         assert any(line.startswith(line_start) for line in table.splitlines()), line_start
 
 
+@pytest.mark.slow
 def test_bench_scale_smoke_writes_every_figure(tmp_path, monkeypatch):
     """A 2k-passage run of 'wenda bench --scale' on the index dir (hash vectors:
     only the index costs count)."""

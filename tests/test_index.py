@@ -215,6 +215,7 @@ CRASH_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("point", "published"), [
     ("before_keyword_commit", False), ("before_publish", False), ("after_publish", True)])
 def test_a_writer_killed_at_each_step_leaves_the_old_or_the_new_state(tmp_path, point, published):

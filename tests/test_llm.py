@@ -559,6 +559,7 @@ def test_list_items_and_partial_refusals():
                                     "福建为99.89%[1]。江西的满意率NOT_IN_ARTICLES。")] == [True, True, True, False]
 
 
+@pytest.mark.slow
 def test_a_stream_that_stalls_past_the_timeout_falls_back(wenda, script):
     script(lambda body: Reply(GOOD.format(n=1), chunk_delay=TIMEOUT + 0.5))
     deltas, data = ask_stream(wenda, {"question": FUJIAN})

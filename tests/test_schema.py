@@ -48,6 +48,7 @@ def app(seed_index, tmp_path_factory):
     return create_app(_settings(idx, SEEDS))
 
 
+@pytest.mark.slow
 @schema.parametrize()
 @settings(max_examples=25, deadline=None, phases=[Phase.explicit, Phase.generate],
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large])

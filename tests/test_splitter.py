@@ -218,12 +218,14 @@ def _check_passages(g: Generated, *, strict_edges: bool) -> None:
 # --------------------------------------------------------------------------- properties
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(articles(spaces_in_long_sentences=False))
 def test_paragraphs_and_passages_are_exact_bounded_trimmed_slices(g):
     _check_passages(g, strict_edges=True)
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(articles(spaces_in_long_sentences=True))
 def test_passages_stay_exact_slices_when_long_sentences_hold_spaces(g):

@@ -156,6 +156,7 @@ def test_not_ready_is_said_clearly(tmp_path, browser):
         context.close()
 
 
+@pytest.mark.slow
 def test_a_server_that_needs_a_key_for_reads_asks_for_it(seed_index, tmp_path, browser):
     from playwright.sync_api import expect
 
@@ -182,6 +183,7 @@ def test_a_server_that_needs_a_key_for_reads_asks_for_it(seed_index, tmp_path, b
         context.close()
 
 
+@pytest.mark.slow
 def test_the_api_docs_work_offline(server, browser):
     """/docs renders Swagger UI from the service itself: every request the
     page makes goes to the server, and the operations are listed."""
