@@ -407,7 +407,11 @@ class ExtractiveAnswerer:
             passage_f = {
                 "passage_rank": float(rank), "fused": hit.score, "fused_gap": top_score - hit.score,
                 "reader_margin": reading.margin, "passage_coverage": window,
-                "places_in_passage": _share_found(question.places, folded, context),
+                # A place counts when the paragraph or its own heading names it: the
+                # article's title covers every section (吉林、江苏、福建、江西——…), so
+                # it counts only for a paragraph under no section heading.
+                "places_in_passage": _share_found(question.places, folded,
+                                                  fold_script(p.section or p.title)),
                 "entities_in_passage": _share_found(question.entities, folded, context),
                 "numbers_in_passage": _numbers_found(question.numbers, folded + context),
             }

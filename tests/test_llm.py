@@ -372,8 +372,9 @@ def test_chat_follow_up_without_an_llm_asks_about_jiangxi(plain):
     data = r.json()
     assert (data["question"], data["rewritten_by"]) == (JIANGXI, "rules")
     ask = post(plain, "/v1/ask", {"question": JIANGXI}).json()
-    assert (data["answerable"], data["citations"]) == (ask["answerable"], ask["citations"])
-    assert data["choices"][0]["message"]["content"].startswith(f"问题：{JIANGXI}\n\n")
+    assert (data["answerable"], data["citations"]) == (ask["answerable"], ask["citations"]) == (False, [])
+    # The articles give Fujian's rate, not Jiangxi's: an honest refusal that names the question.
+    assert data["choices"][0]["message"]["content"] == f"问题：{JIANGXI}\n\n{NOT_FOUND_MESSAGE}"
     assert "answerer" not in data  # no LLM: the response is as before, plus the question
     r = post(plain, "/v1/chat/completions", {"messages": [*CONVERSATION[:3], {"role": "user",
                                                                              "content": "它是哪一年成立的？"}]})
