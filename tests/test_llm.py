@@ -412,8 +412,13 @@ def test_chat_follow_up_with_an_llm_through_the_openai_client(wenda, llm, script
     assert (chunks[-1].model_extra["question"], chunks[-1].model_extra["answerable"]) == (JIANGXI, False)
 
 
-def test_a_failed_llm_rewrite_falls_back_to_the_rules(wenda, script):
-    script(rewriter(Reply(status=500), Reply("NOT_IN_ARTICLES")))
+@pytest.mark.parametrize("bad", [
+    Reply(status=500),
+    # An answer instead of a question (the README's scripted server replies so): not used.
+    Reply("福建12345热线的群众满意率为99.89%[1]。"),
+], ids=["http-500", "an-answer"])
+def test_a_failed_llm_rewrite_falls_back_to_the_rules(wenda, script, bad):
+    script(rewriter(bad, Reply("NOT_IN_ARTICLES")))
     data = post(wenda, "/v1/chat/completions", {"messages": CONVERSATION}).json()
     assert (data["question"], data["rewritten_by"], data["answerable"]) == (JIANGXI, "rules", False)
 
