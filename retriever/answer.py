@@ -160,6 +160,14 @@ class LogisticModel:
         self.scale = np.asarray(spec["scale"], dtype=np.float64)
         self.weights = np.asarray(spec["weights"], dtype=np.float64)
         self.bias = float(spec["bias"])
+        self._masks: dict[frozenset[str], np.ndarray] = {}
+
+    def _neutral_mask(self, neutral: frozenset[str]) -> np.ndarray:
+        """Where ``neutral``'s features sit in the vector (computed once per set)."""
+        mask = self._masks.get(neutral)
+        if mask is None:
+            mask = self._masks[neutral] = np.array([name in neutral for name in self.features])
+        return mask
 
     def vector(self, features: dict[str, float]) -> np.ndarray:
         return np.array([float(features.get(name, 0.0)) for name in self.features])
@@ -169,7 +177,7 @@ class LogisticModel:
         training mean (they add nothing either way)."""
         z_vec = (self.vector(features) - self.mean) / self.scale
         if neutral:
-            z_vec[[i for i, name in enumerate(self.features) if name in neutral]] = 0.0
+            z_vec[self._neutral_mask(neutral)] = 0.0
         z = float(z_vec @ self.weights + self.bias)
         return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 

@@ -277,7 +277,7 @@ def rewrite_question(chat, history: Sequence[tuple[str, str]], message: str, *, 
     line = re.sub(r"^(?:standalone question|question|问题)\s*[:：]\s*", "", line, flags=re.I).strip(" \"“”'")
     if not line or len(line) > max_chars or content_problem(line) or NOT_IN_ARTICLES in line:
         return None
-    if re.search(r"\[\d+\]", line):
+    if _MARK.search(line):
         return None  # an answer with citation marks, not a question
     return line
 
