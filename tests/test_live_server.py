@@ -21,6 +21,9 @@ from conftest import SEEDS
 from service.app import create_app
 from service.settings import load_settings
 
+# Real uvicorn servers on 127.0.0.1 (and a write/read race): slow, run by CI.
+pytestmark = pytest.mark.slow
+
 FUJIAN = "福建12345热线的群众满意率是多少？"
 KEY = "live-key-0123456789"  # WENDA_API_KEY needs 16 characters or more
 FUJIAN_QUOTE = "全省12345热线共受理群众诉求537.2万件，按时办结率99.9%，反馈回复率100%，群众满意率99.89%。"

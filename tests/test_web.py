@@ -28,8 +28,11 @@ NO_BROWSER = ("needs Debian's chromium at /usr/bin/chromium (apt-get install chr
               "the web page was NOT tested")
 # CI sets WENDA_REQUIRE_BROWSER=1: there a missing browser fails the run
 # instead of skipping the page's tests.
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists() and os.environ.get("WENDA_REQUIRE_BROWSER") != "1",
-                                reason=NO_BROWSER)
+# The browser tests are slow (a Chromium per module, a page per test): CI runs
+# them with the other slow tests; the default run stays under a minute.
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not CHROMIUM.exists() and os.environ.get("WENDA_REQUIRE_BROWSER") != "1",
+                                 reason=NO_BROWSER)]
 
 
 @pytest.fixture(scope="module")
